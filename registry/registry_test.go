@@ -1,0 +1,255 @@
+package registry
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestValidName(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{name: "simple", in: "web", ok: true},
+		{name: "digits", in: "0web9", ok: true},
+		{name: "inner dash", in: "web-1", ok: true},
+		{name: "one char", in: "a", ok: true},
+		{name: "63 chars", in: strings.Repeat("a", 63), ok: true},
+		{name: "64 chars", in: strings.Repeat("a", 64)},
+		{name: "empty", in: ""},
+		{name: "upper", in: "Web"},
+		{name: "leading dash", in: "-web"},
+		{name: "trailing dash", in: "web-"},
+		{name: "dot", in: "a.b"},
+		{name: "underscore", in: "a_b"},
+		{name: "slash", in: "a/b"},
+		{name: "unicode", in: "wéb"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ValidName(tc.in); got != tc.ok {
+				t.Errorf("ValidName(%q) = %v, want %v", tc.in, got, tc.ok)
+			}
+			err := CheckName("service", tc.in)
+			if (err == nil) != tc.ok {
+				t.Errorf("CheckName(%q) = %v", tc.in, err)
+			}
+			if err != nil && !errors.Is(err, ErrBadName) {
+				t.Errorf("CheckName error %v does not wrap ErrBadName", err)
+			}
+		})
+	}
+}
+
+func TestNewKeys(t *testing.T) {
+	cases := []struct {
+		name, prefix, want string
+		err                bool
+	}{
+		{name: "default", prefix: "/rollcall", want: "/rollcall"},
+		{name: "trailing slash", prefix: "/rollcall/", want: "/rollcall"},
+		{name: "nested", prefix: "/a/b", want: "/a/b"},
+		{name: "relative", prefix: "rollcall", err: true},
+		{name: "root only", prefix: "/", err: true},
+		{name: "empty", prefix: "", err: true},
+		{name: "space", prefix: "/roll call", err: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := NewKeys(tc.prefix)
+			if tc.err {
+				if !errors.Is(err, ErrBadKey) {
+					t.Fatalf("NewKeys(%q) err = %v, want ErrBadKey", tc.prefix, err)
+				}
+				return
+			}
+			if err != nil || k.Prefix() != tc.want {
+				t.Fatalf("NewKeys(%q) = %q, %v; want %q", tc.prefix, k.Prefix(), err, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeysRoundTrip(t *testing.T) {
+	k := MustKeys("/rollcall")
+	cases := []struct {
+		name string
+		key  string
+		want Key
+	}{
+		{name: "host", key: k.Host("h1"), want: Key{Kind: KindHost, Host: "h1"}},
+		{name: "instance", key: k.Instance("h1", "web"), want: Key{Kind: KindInstance, Host: "h1", Service: "web"}},
+		{name: "election", key: k.Election("web") + "/694d77c5d1e2a04", want: Key{Kind: KindElection, Service: "web", Lease: 0x694d77c5d1e2a04}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := k.Parse(tc.key)
+			if err != nil || got != tc.want {
+				t.Fatalf("Parse(%q) = %+v, %v; want %+v", tc.key, got, err, tc.want)
+			}
+		})
+	}
+	if got, want := k.Host("h1"), "/rollcall/hosts/h1/host"; got != want {
+		t.Errorf("Host = %q, want %q", got, want)
+	}
+	if got, want := k.Instance("h1", "web"), "/rollcall/hosts/h1/services/web"; got != want {
+		t.Errorf("Instance = %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(k.Host("h1"), k.HostDir("h1")) || !strings.HasPrefix(k.Instance("h1", "x"), k.HostDir("h1")) {
+		t.Error("host records must live under HostDir, so RBAC on HostDir covers them")
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	k := MustKeys("/rollcall")
+	cases := []struct{ name, key string }{
+		{name: "other prefix", key: "/other/hosts/h1/host"},
+		{name: "prefix lookalike", key: "/rollcallx/hosts/h1/host"},
+		{name: "too shallow", key: "/rollcall/hosts/h1"},
+		{name: "too deep", key: "/rollcall/hosts/h1/services/web/extra"},
+		{name: "unknown dir", key: "/rollcall/things/h1/host"},
+		{name: "bad host", key: "/rollcall/hosts/H1/host"},
+		{name: "empty host", key: "/rollcall/hosts//host"},
+		{name: "bad service", key: "/rollcall/hosts/h1/services/we_b"},
+		{name: "services typo", key: "/rollcall/hosts/h1/service/web"},
+		{name: "election not hex", key: "/rollcall/elections/web/xyz"},
+		{name: "election zero", key: "/rollcall/elections/web/0"},
+		{name: "election too long", key: "/rollcall/elections/web/11111111111111111"},
+		{name: "election bad service", key: "/rollcall/elections/Web/1"},
+		{name: "election too deep", key: "/rollcall/elections/web/1/2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, err := k.Parse(tc.key); err == nil {
+				t.Fatalf("Parse(%q) = %+v, want an error", tc.key, got)
+			}
+		})
+	}
+}
+
+func TestDecodeHost(t *testing.T) {
+	key := Key{Kind: KindHost, Host: "h1"}
+	cases := []struct {
+		name  string
+		value string
+		err   string // substring of the error; "" means success
+	}{
+		{name: "good", value: `{"name":"h1","addrs":{"public":["192.0.2.10","2001:db8::10"],"vpn0":["10.100.0.5"]}}`},
+		{name: "unknown field tolerated", value: `{"name":"h1","addrs":{},"future":1}`},
+		{name: "not json", value: `hello`, err: "not a JSON record"},
+		{name: "empty", value: ``, err: "not a JSON record"},
+		{name: "null", value: `null`, err: "host name is empty"},
+		{name: "array", value: `[]`, err: "not a JSON record"},
+		{name: "wrong type name", value: `{"name":5}`, err: "not a JSON record"},
+		{name: "wrong type addrs", value: `{"name":"h1","addrs":["1.2.3.4"]}`, err: "not a JSON record"},
+		{name: "bad ip", value: `{"name":"h1","addrs":{"public":["300.1.1.1"]}}`, err: "not a JSON record"},
+		{name: "empty ip", value: `{"name":"h1","addrs":{"public":[""]}}`, err: "empty address"},
+		{name: "zoned ip", value: `{"name":"h1","addrs":{"public":["fe80::1%eth0"]}}`, err: "zone"},
+		{name: "unspecified", value: `{"name":"h1","addrs":{"public":["0.0.0.0"]}}`, err: "unspecified"},
+		{name: "mapped", value: `{"name":"h1","addrs":{"public":["::ffff:1.2.3.4"]}}`, err: "IPv4-mapped"},
+		{name: "bad network", value: `{"name":"h1","addrs":{"VPN":["10.0.0.1"]}}`, err: "network name"},
+		{name: "name mismatch", value: `{"name":"h2","addrs":{}}`, err: "its key is host"},
+		{name: "trailing", value: `{"name":"h1"} {}`, err: "trailing"},
+		{name: "huge", value: `{"name":"h1","x":"` + strings.Repeat("a", MaxValueSize) + `"}`, err: "at most"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := DecodeHost(key, []byte(tc.value))
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("DecodeHost: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("DecodeHost = %+v, want error containing %q", h, tc.err)
+			}
+			if !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("error %q does not contain %q", err, tc.err)
+			}
+			if !errors.Is(err, ErrBadRecord) {
+				t.Fatalf("error %v does not wrap ErrBadRecord", err)
+			}
+		})
+	}
+}
+
+func TestDecodeInstance(t *testing.T) {
+	key := Key{Kind: KindInstance, Host: "h1", Service: "web"}
+	cases := []struct {
+		name  string
+		value string
+		err   string
+	}{
+		{name: "minimal", value: `{"service":"web","host":"h1"}`},
+		{name: "full", value: `{"service":"web","host":"h1","shard":"s1","ports":[{"name":"http","port":8080,"proto":"tcp"}],"addrs":{"public":["192.0.2.1"]}}`},
+		{name: "service mismatch", value: `{"service":"api","host":"h1"}`, err: "its key is"},
+		{name: "host mismatch", value: `{"service":"web","host":"h2"}`, err: "its key is"},
+		{name: "bad shard", value: `{"service":"web","host":"h1","shard":"S1"}`, err: "shard name"},
+		{name: "port zero", value: `{"service":"web","host":"h1","ports":[{"name":"http","port":0,"proto":"tcp"}]}`, err: "outside 1-65535"},
+		{name: "port too big", value: `{"service":"web","host":"h1","ports":[{"name":"http","port":70000,"proto":"tcp"}]}`, err: "outside 1-65535"},
+		{name: "port string", value: `{"service":"web","host":"h1","ports":[{"name":"http","port":"80","proto":"tcp"}]}`, err: "not a JSON record"},
+		{name: "bad proto", value: `{"service":"web","host":"h1","ports":[{"name":"http","port":80,"proto":"sctp"}]}`, err: "tcp or udp"},
+		{name: "bad port name", value: `{"service":"web","host":"h1","ports":[{"name":"_http","port":80,"proto":"tcp"}]}`, err: "port name"},
+		{name: "duplicate port", value: `{"service":"web","host":"h1","ports":[{"name":"http","port":80,"proto":"tcp"},{"name":"http","port":81,"proto":"tcp"}]}`, err: "twice"},
+		{name: "bad override addr", value: `{"service":"web","host":"h1","addrs":{"public":["::"]}}`, err: "unspecified"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := DecodeInstance(key, []byte(tc.value))
+			if tc.err == "" {
+				if err != nil {
+					t.Fatalf("DecodeInstance: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrBadRecord) {
+				t.Fatalf("DecodeInstance = %+v, %v; want ErrBadRecord containing %q", in, err, tc.err)
+			}
+		})
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	h := &Host{Name: "h1", Addrs: Addrs{
+		PublicNetwork: {netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")},
+		"vpn0":        {netip.MustParseAddr("10.100.0.5")},
+	}}
+	b, err := EncodeHost(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"name":"h1","addrs":{"public":["192.0.2.10","2001:db8::10"],"vpn0":["10.100.0.5"]}}`
+	if string(b) != want {
+		t.Fatalf("EncodeHost = %s\nwant          %s", b, want)
+	}
+	got, err := DecodeHost(Key{Kind: KindHost, Host: "h1"}, b)
+	if err != nil || got.Addrs["vpn0"][0] != h.Addrs["vpn0"][0] {
+		t.Fatalf("DecodeHost(EncodeHost) = %+v, %v", got, err)
+	}
+	in := &Instance{Service: "web", Host: "h1", Shard: "s1", Ports: []Port{{Name: "http", Port: 8080, Proto: "tcp"}}}
+	b, err = EncodeInstance(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"service":"web","host":"h1","shard":"s1","ports":[{"name":"http","port":8080,"proto":"tcp"}]}`; string(b) != want {
+		t.Fatalf("EncodeInstance = %s\nwant              %s", b, want)
+	}
+	if _, err := EncodeInstance(&Instance{Service: "Web", Host: "h1"}); !errors.Is(err, ErrBadName) {
+		t.Fatalf("EncodeInstance of a bad name: %v, want ErrBadName", err)
+	}
+}
+
+func TestDecodeCandidate(t *testing.T) {
+	if h, err := DecodeCandidate([]byte("h1")); err != nil || h != "h1" {
+		t.Fatalf("DecodeCandidate(h1) = %q, %v", h, err)
+	}
+	for _, bad := range []string{"", "H1", `"h1"`, strings.Repeat("a", 64), "h1\n"} {
+		if _, err := DecodeCandidate([]byte(bad)); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("DecodeCandidate(%q) = %v, want ErrBadRecord", bad, err)
+		}
+	}
+}
