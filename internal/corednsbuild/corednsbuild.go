@@ -41,7 +41,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/transfer"
 	_ "github.com/coredns/coredns/plugin/view"
 	_ "github.com/coredns/coredns/plugin/whoami"
-	// ROLLCALL-PLUGIN-IMPORT: the rollcall plugin is imported here once it exists.
+	_ "github.com/rollcall/rollcall/plugin"
 )
 
 // Directives is the plugin chain order. A query passes the plugins in this

@@ -57,6 +57,9 @@ func (c *CoreDNS) Stop() {
 	if c.Instance != nil {
 		c.Instance.Stop()
 		c.Instance.Wait()
+		// caddy's Stop does not run the plugins' OnShutdown callbacks (a
+		// process exit would); run them so a plugin releases its etcd watch.
+		c.Instance.ShutdownCallbacks()
 		c.Instance = nil
 	}
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/test/testkit"
+)
+
+// Env is what every part shares: one embedded etcd (in this process) with
+// the data sets written into it once, the binaries, and a work folder.
+type Env struct {
+	cfg  Config
+	tb   *benchTB
+	Etcd *testkit.Etcd
+	Cli  *clientv3.Client
+	Dir  string
+
+	mu      sync.Mutex
+	written map[string]bool // data sets written, by prefix
+	plugins map[string]bool // plugins compiled into bin/coredns
+}
+
+// Prefixes of the data sets in etcd.
+const (
+	smallPrefix = "/rollcall" // the throughput data set (and propagation)
+	bigPrefix   = "/rcbig"    // the scale data set
+)
+
+// NewEnv starts etcd; tb's cleanup stops it.
+func NewEnv(tb *benchTB, cfg Config) (*Env, error) {
+	e := &Env{cfg: cfg, tb: tb, Dir: tb.TempDir(), written: map[string]bool{}}
+	e.Etcd = testkit.StartEtcd(tb)
+	e.Cli = e.Etcd.Client(tb)
+	plugins, err := corednsPlugins(filepath.Join(cfg.Bin, "coredns"))
+	if err != nil {
+		return nil, err
+	}
+	e.plugins = plugins
+	return e, nil
+}
+
+// corednsPlugins lists the plugins compiled into a coredns binary.
+func corednsPlugins(bin string) (map[string]bool, error) {
+	out, err := exec.Command(bin, "-plugins").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s -plugins: %w (run `make build`)", bin, err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		// Older CoreDNS prints "dns.<name>", newer just the name.
+		name := strings.TrimPrefix(strings.TrimSpace(l), "dns.")
+		if name != "" && !strings.Contains(name, " ") && !strings.HasSuffix(name, ":") {
+			m[name] = true
+		}
+	}
+	return m, nil
+}
+
+// HasPlugin reports whether bin/coredns has the plugin compiled in.
+func (e *Env) HasPlugin(name string) bool { return e.plugins[name] }
+
+// EnsureData writes data set d under prefix (rollcall layout) once; for
+// the small prefix it also writes the SkyDNS copy for the etcd plugin.
+// It returns how long the writes took (0 when already written).
+func (e *Env) EnsureData(ctx context.Context, d Dataset, prefix string, sky bool) (time.Duration, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.written[prefix] {
+		return 0, nil
+	}
+	t0 := time.Now()
+	if err := d.WriteRollcall(ctx, e.Cli, prefix); err != nil {
+		return 0, fmt.Errorf("write %s under %s: %w", d, prefix, err)
+	}
+	if sky {
+		if err := putAll(ctx, e.Cli, d.SkyDNSKeys(ttlSeconds)); err != nil {
+			return 0, fmt.Errorf("write the SkyDNS copy of %s: %w", d, err)
+		}
+	}
+	e.written[prefix] = true
+	return time.Since(t0), nil
+}
+
+// ZoneFile writes the file plugin's zone for d and returns its path.
+func (e *Env) ZoneFile(d Dataset) (string, error) {
+	p := filepath.Join(e.Dir, fmt.Sprintf("db.%d.%d", d.Services, d.PerService))
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if err := os.WriteFile(p, []byte(d.ZoneFile(ttlSeconds)), 0o644); err != nil {
+		return "", fmt.Errorf("write zone file: %w", err)
+	}
+	return p, nil
+}
+
+// ports hands out a server's ports.
+func (e *Env) ports() serverPorts {
+	return serverPorts{DNS: testkit.FreePort(e.tb), Ready: testkit.FreePort(e.tb), Pprof: testkit.FreePort(e.tb)}
+}
+
+// Start starts a contender's server and waits until it is ready; the
+// server stops when tb's cleanup runs.
+func (e *Env) Start(ctx context.Context, tb *benchTB, c Contender) (*Server, error) {
+	p := e.ports()
+	s, err := StartServer(c.Name, e.cfg.Bin, e.Dir, c.Corefile(p), p, e.cfg.Pin)
+	if err != nil {
+		return nil, err
+	}
+	tb.Cleanup(s.Stop)
+	if _, err := s.WaitReady(ctx, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	if err := s.WaitAnswering(ctx, time.Minute); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,195 @@
+// Command servicereg is rollcall's host agent: it registers this host's
+// active systemd units in etcd (see package servicereg and shared/DESIGN.md,
+// "Agent"). This file only wires flags, signals, sd_notify and the metrics
+// listener around servicereg.Agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/rollcall/rollcall/servicereg"
+)
+
+const usage = `Usage: servicereg [-config FILE] [-check] [-metrics ADDR] [-log-level LEVEL] [-log-format FORMAT]
+
+servicereg watches the systemd units named in its config and, while a unit is
+active, keeps that service registered in etcd on the agent's lease.
+
+Flags:
+  -config FILE       the agent config (default %s); every
+                     services.d/*.yml beside it adds services (each file a YAML
+                     list of services)
+  -check             load and check the config, print it with every default
+                     filled in (YAML), exit 0 when it is valid and 1 when not
+  -metrics ADDR      serve Prometheus /metrics and /healthz on ADDR
+                     (default 127.0.0.1:9353; empty to turn off)
+  -log-level LEVEL   debug, info, warn or error (default info)
+  -log-format FORMAT text or json (default text)
+  -help              this text
+
+Signals: SIGTERM and SIGINT revoke the lease (this host's names vanish at once)
+and exit 0; SIGHUP reloads the config and applies the difference, keeping the
+running config when the new one is invalid.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("servicereg", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, usage, servicereg.DefaultConfigPath) }
+	cfgPath := fs.String("config", servicereg.DefaultConfigPath, "agent config file")
+	check := fs.Bool("check", false, "check the config, print it with defaults and exit")
+	metricsAddr := fs.String("metrics", "127.0.0.1:9353", "address of /metrics and /healthz; empty turns it off")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "servicereg: unexpected argument %q; see servicereg -help\n", fs.Arg(0))
+		return 2
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintf(stderr, "servicereg: %v\n", err)
+		return 2
+	}
+
+	cfg, err := servicereg.LoadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "servicereg: config not valid, not starting:\n%v\n", err)
+		return 1
+	}
+	if *check {
+		out, err := cfg.YAML()
+		if err != nil {
+			fmt.Fprintf(stderr, "servicereg: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "# effective config of %s\n%s", *cfgPath, out)
+		return 0
+	}
+
+	agent, err := servicereg.New(cfg, servicereg.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "servicereg: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "servicereg: metrics listener: %v (set -metrics to a free address, or -metrics '' to turn it off)\n", err)
+			return 1
+		}
+		srv := &http.Server{Handler: agent.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Info("serving metrics and health", "addr", ln.Addr().String())
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				if s != syscall.SIGHUP {
+					log.Info("stopping", "signal", s.String())
+					cancel()
+					return
+				}
+				reload(agent, *cfgPath, log)
+			}
+		}
+	}()
+	go notifySystemd(ctx, agent, log)
+
+	if err := agent.Run(ctx); err != nil {
+		log.Error("agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func reload(agent *servicereg.Agent, path string, log *slog.Logger) {
+	cfg, err := servicereg.LoadConfig(path)
+	if err == nil {
+		err = agent.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("SIGHUP: new config refused, keeping the running one", "path", path, "err", err)
+	}
+}
+
+// notifySystemd tells systemd (Type=notify) READY=1 once the first
+// registration is written, and feeds the watchdog while the agent's main loop
+// answers. Outside systemd both are no-ops.
+func notifySystemd(ctx context.Context, agent *servicereg.Agent, log *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-agent.Ready():
+	}
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("sd_notify READY=1 failed", "err", err)
+	}
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			actx, cancel := context.WithTimeout(ctx, interval/3)
+			alive := agent.Alive(actx)
+			cancel()
+			if alive {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: use text or json", format)
+}

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/test/testkit"
+)
+
+const wait = 30 * time.Second
+
+var keys = registry.MustKeys(registry.DefaultPrefix)
+
+// unit names a test unit uniquely on this machine: every systemd user manager
+// started as root here puts its units at the same cgroup path
+// (/app.slice/<unit>), so managers of tests running at the same time would
+// fight over a shared name.
+func unit(name string) string { return fmt.Sprintf("%s-rcsc%d.service", name, os.Getpid()) }
+
+// svc is one service entry of a config, watching its unique unit.
+func svc(name string) string { return fmt.Sprintf("  - name: %s\n    unit: %s\n", name, unit(name)) }
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// agentProc is a running servicereg binary.
+type agentProc struct {
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{}
+	waitErr error
+}
+
+func startBinary(t *testing.T, cfgPath string, env []string, args ...string) *agentProc {
+	t.Helper()
+	cmd := testkit.Cmd(t, "servicereg", append([]string{"-config", cfgPath, "-metrics", "", "-log-level", "debug"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &agentProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.waitErr = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("servicereg output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *agentProc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.waitErr
+	case <-time.After(wait):
+		t.Fatalf("servicereg did not exit within %v", wait)
+		return nil
+	}
+}
+
+func exists(t *testing.T, cli *clientv3.Client, key string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, key)
+	return err == nil && len(r.Kvs) > 0
+}
+
+// setup starts etcd and a systemd user manager with web.service running and
+// writes a config for host h1 with the given ttl and services block.
+func setup(t *testing.T, ttl string, services string) (*testkit.Etcd, *testkit.Systemd, string) {
+	t.Helper()
+	e := testkit.StartEtcd(t)
+	sd := testkit.StartSystemd(t)
+	sd.WriteUnit(unit("web"), testkit.SleepUnit)
+	sd.WriteUnit(unit("api"), testkit.SleepUnit)
+	sd.Systemctl("start", unit("web"), unit("api"))
+	p := filepath.Join(t.TempDir(), "servicereg.yml")
+	writeFile(t, p, config(e, ttl, services))
+	return e, sd, p
+}
+
+func config(e *testkit.Etcd, ttl, services string) string {
+	return fmt.Sprintf("host: h1\netcd:\n  endpoints: [%q]\nttl: %s\nsystemd: user\nservices:\n%s", e.ClientURL, ttl, services)
+}
+
+func writeFile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSIGTERMRevokes(t *testing.T) {
+	e, sd, cfg := setup(t, "60s", svc("web"))
+	cli := e.Client(t)
+	p := startBinary(t, cfg, sd.Env())
+	web := keys.Instance("h1", "web")
+	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v (want status 0)", err)
+	}
+	// The lease is revoked before the process exits: with a 60s TTL,
+	// anything still there now would be waiting for expiry.
+	if exists(t, cli, web) || exists(t, cli, keys.Host("h1")) {
+		t.Fatal("names still registered after SIGTERM")
+	}
+}
+
+func TestSIGKILLExpires(t *testing.T) {
+	e, sd, cfg := setup(t, "2s", svc("web"))
+	cli := e.Client(t)
+	p := startBinary(t, cfg, sd.Env())
+	web := keys.Instance("h1", "web")
+	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.wait(t)
+	testkit.Eventually(t, wait, "web gone when the lease expired", func() bool {
+		return !exists(t, cli, web) && !exists(t, cli, keys.Host("h1"))
+	})
+}
+
+func TestSIGHUPReload(t *testing.T) {
+	e, sd, cfg := setup(t, "10s", svc("web"))
+	cli := e.Client(t)
+	p := startBinary(t, cfg, sd.Env())
+	web, api := keys.Instance("h1", "web"), keys.Instance("h1", "api")
+	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+
+	// api arrives through a services.d file, web leaves the main file.
+	writeFile(t, cfg, config(e, "10s", "  []\n"))
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(cfg), "services.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(filepath.Dir(cfg), "services.d", "api.yml"), "- name: api\n  unit: "+unit("api")+"\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, wait, "api registered and web gone after SIGHUP", func() bool {
+		return exists(t, cli, api) && !exists(t, cli, web)
+	})
+
+	// A bad config is refused and the running one kept.
+	writeFile(t, cfg, config(e, "10s", "  - name: Bad_Name\n"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, wait, "refusal logged", func() bool {
+		return strings.Contains(p.out.String(), "new config refused, keeping the running one")
+	})
+	if !strings.Contains(p.out.String(), `servicereg.yml:7: services[0].name`) {
+		t.Errorf("refusal does not name the file and line:\n%s", p.out.String())
+	}
+	sd.Systemctl("stop", unit("api"))
+	testkit.Eventually(t, wait, "the kept config still works: api deregistered", func() bool { return !exists(t, cli, api) })
+	select {
+	case <-p.done:
+		t.Fatalf("servicereg exited after a bad reload: %v", p.waitErr)
+	default:
+	}
+}
+
+// TestUnderSystemd runs the agent as a Type=notify unit with a watchdog, as
+// deploy/servicereg.service does: the start succeeds only after READY=1, and
+// the unit stays active only while WATCHDOG=1 keeps coming.
+func TestUnderSystemd(t *testing.T) {
+	e, sd, cfg := setup(t, "10s", svc("web"))
+	cli := e.Client(t)
+	bin := testkit.Binary(t, "servicereg")
+	sd.WriteUnit(unit("servicereg"), fmt.Sprintf(`[Service]
+Type=notify
+ExecStart=%s -config %s -metrics ""
+ExecReload=/bin/kill -HUP $MAINPID
+WatchdogSec=2s
+Environment=XDG_RUNTIME_DIR=%s
+`, bin, cfg, sd.RuntimeDir))
+	sd.Systemctl("start", unit("servicereg")) // returns once READY=1 arrived
+	if !exists(t, cli, keys.Instance("h1", "web")) {
+		t.Fatal("READY=1 sent before the first registration was written")
+	}
+	// Outlive several watchdog periods: the unit must still be the same
+	// process, never restarted or killed by the watchdog.
+	pid := strings.TrimSpace(sd.Systemctl("show", "-p", "MainPID", "--value", unit("servicereg")))
+	time.Sleep(5 * time.Second)
+	if st := strings.TrimSpace(sd.Systemctl("show", "-p", "ActiveState", "--value", unit("servicereg"))); st != "active" {
+		t.Fatalf("servicereg.service is %s after 5s with WatchdogSec=2s", st)
+	}
+	if now := strings.TrimSpace(sd.Systemctl("show", "-p", "MainPID", "--value", unit("servicereg"))); now != pid {
+		t.Fatalf("servicereg restarted (pid %s -> %s)", pid, now)
+	}
+	sd.Systemctl("stop", unit("servicereg"))
+	if exists(t, cli, keys.Instance("h1", "web")) {
+		t.Fatal("web still registered after the agent unit stopped")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	writeFile(t, good, "host: h1\nservices:\n  - name: web\n")
+	out, err := exec.Command(testkit.Binary(t, "servicereg"), "-check", "-config", good).CombinedOutput()
+	if err != nil {
+		t.Fatalf("-check of a good config: %v\n%s", err, out)
+	}
+	for _, w := range []string{"host: h1", "ttl: 10s", "prefix: /rollcall", "unit: web.service", "http://127.0.0.1:2379", "systemd: system"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("-check output lacks %q:\n%s", w, out)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yml")
+	writeFile(t, bad, "host: h1\nservices:\n  - name: web\n    ports: [{name: http, port: 99999}]\n")
+	cmd := exec.Command(testkit.Binary(t, "servicereg"), "-check", "-config", bad)
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("-check of a bad config: %v, want exit status 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "bad.yml:4: services[0].ports[0].port: 99999 is outside 1-65535") {
+		t.Errorf("-check does not name file and line:\n%s", out)
+	}
+	// Refusing to start says the same.
+	out, err = exec.Command(testkit.Binary(t, "servicereg"), "-config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bad.yml:4:") {
+		t.Fatalf("start with a bad config: %v\n%s", err, out)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"-help"}, &out, &out); code != 0 {
+		t.Fatalf("-help exit %d", code)
+	}
+	for _, flag := range []string{"-config", "-check", "-metrics", "-log-level", "-log-format", "SIGHUP", "SIGTERM"} {
+		if !strings.Contains(out.String(), flag) {
+			t.Errorf("-help does not explain %s:\n%s", flag, out.String())
+		}
+	}
+}
+
+// TestNotify checks the sd_notify protocol on a socket of the test's own.
+func TestNotify(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	cfg := filepath.Join(t.TempDir(), "servicereg.yml")
+	// No services: with systemd unused the agent is ready once the host record is written.
+	writeFile(t, cfg, fmt.Sprintf("host: h1\netcd:\n  endpoints: [%q]\n", e.ClientURL))
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// No systemd manager is reachable here (systemd: system in a test): with no
+	// services configured the agent is ready all the same.
+	startBinary(t, cfg, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=300000"})
+	got := map[string]bool{}
+	buf := make([]byte, 4096)
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	for !got["READY=1"] || !got["WATCHDOG=1"] {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("notify socket: %v (got %v)", err, got)
+		}
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			got[line] = true
+		}
+	}
+	if !exists(t, e.Client(t), keys.Host("h1")) {
+		t.Fatal("READY=1 before the host record was written")
+	}
+}

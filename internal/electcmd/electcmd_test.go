@@ -1,0 +1,310 @@
+package electcmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/election"
+	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/test/testkit"
+)
+
+const wait = 20 * time.Second
+
+// buffer is a bytes.Buffer safe for CMD's output copier and the test.
+type buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// run is one `rollcall elect` running in the background.
+type run struct {
+	stdout, stderr buffer
+	cancel         context.CancelFunc
+	done           chan struct{}
+	code           int
+}
+
+func start(t *testing.T, args ...string) *run {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.code = Main(ctx, args, &r.stdout, &r.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", r.stdout.String(), r.stderr.String())
+		}
+	})
+	return r
+}
+
+// exit waits for Main to return and gives its exit code.
+func (r *run) exit(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.code
+	case <-time.After(wait):
+		t.Fatalf("rollcall elect still running after %v\nstdout:\n%s\nstderr:\n%s", wait, r.stdout.String(), r.stderr.String())
+	}
+	return 0
+}
+
+func (r *run) running() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (r *run) waitOutput(t *testing.T, s string) {
+	t.Helper()
+	testkit.Eventually(t, wait, "stdout has "+strconv.Quote(s)+"; stderr: "+r.stderr.String(), func() bool {
+		return strings.Contains(r.stdout.String(), s)
+	})
+}
+
+func flags(e *testkit.Etcd, host string) []string {
+	return []string{"--endpoints", e.ClientURL, "--host", host, "--ttl", "2s", "--grace", "5s"}
+}
+
+func args(e *testkit.Etcd, host string, rest ...string) []string {
+	return append(flags(e, host), rest...)
+}
+
+var termRE = regexp.MustCompile(`term=(\d+)`)
+
+func termOf(t *testing.T, out string) int64 {
+	t.Helper()
+	m := termRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no term=N in %q", out)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
+}
+
+func TestRunsCmdWithEnvAndExitCode(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	r := start(t, args(e, "host-a", "web", "--", "sh", "-c",
+		`echo "service=$ROLLCALL_SERVICE host=$ROLLCALL_HOST term=$ROLLCALL_TERM"; exit 7`)...)
+	if code := r.exit(t); code != 7 {
+		t.Fatalf("exit code %d, want CMD's 7; stderr:\n%s", code, r.stderr.String())
+	}
+	out := r.stdout.String()
+	if !strings.Contains(out, "service=web host=host-a term=") || termOf(t, out) <= 0 {
+		t.Fatalf("CMD saw %q", out)
+	}
+	// It resigned: nobody is master now.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := election.CurrentLeader(ctx, e.Client(t), registry.MustKeys("/rollcall"), "web"); !errors.Is(err, election.ErrNoLeader) {
+		t.Fatalf("after CMD exited: %v, want no leader", err)
+	}
+}
+
+func TestCmdKilledBySignalExitCode(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	r := start(t, args(e, "host-a", "web", "--", "sh", "-c", `kill -KILL $$`)...)
+	if code := r.exit(t); code != 128+9 {
+		t.Fatalf("exit code %d, want 137", code)
+	}
+}
+
+// TestLosingStopsCmd: when the election key is deleted or the lease revoked,
+// CMD gets SIGTERM (or SIGKILL after --grace if it ignores SIGTERM) and
+// rollcall elect exits ExitLost.
+func TestLosingStopsCmd(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	cli := e.Client(t)
+	keys := registry.MustKeys("/rollcall")
+	for _, tc := range []struct {
+		name    string
+		script  string
+		lose    func(t *testing.T, l election.Leader)
+		wantOut string
+	}{
+		{
+			name:   "key deleted",
+			script: `trap 'echo got-term; exit 0' TERM; echo started; while :; do sleep 0.1; done`,
+			lose: func(t *testing.T, l election.Leader) {
+				testkit.Delete(t, cli, l.Key)
+			},
+			wantOut: "got-term",
+		},
+		{
+			name:   "lease revoked",
+			script: `trap 'echo got-term; exit 0' TERM; echo started; while :; do sleep 0.1; done`,
+			lose: func(t *testing.T, l election.Leader) {
+				k, err := keys.Parse(l.Key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := cli.Revoke(context.Background(), clientv3.LeaseID(k.Lease)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantOut: "got-term",
+		},
+		{
+			name:   "SIGTERM ignored",
+			script: `trap '' TERM; echo started; while :; do sleep 0.1; done; echo never`,
+			lose: func(t *testing.T, l election.Leader) {
+				testkit.Delete(t, cli, l.Key)
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := append(flags(e, "host-a"), "--grace", "300ms", "svc", "--", "sh", "-c", tc.script)
+			r := start(t, a...)
+			r.waitOutput(t, "started")
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			l, err := election.CurrentLeader(ctx, cli, keys, "svc")
+			if err != nil || l.Host != "host-a" {
+				t.Fatalf("leader %+v, %v; want host-a", l, err)
+			}
+			tc.lose(t, l)
+			if code := r.exit(t); code != ExitLost {
+				t.Fatalf("exit code %d, want %d", code, ExitLost)
+			}
+			if !strings.Contains(r.stdout.String(), tc.wantOut) || strings.Contains(r.stdout.String(), "never") {
+				t.Fatalf("CMD output %q, want %q", r.stdout.String(), tc.wantOut)
+			}
+			if !strings.Contains(r.stderr.String(), "lost master of svc") {
+				t.Fatalf("stderr does not say why: %s", r.stderr.String())
+			}
+		})
+	}
+}
+
+// TestSecondTakesOver: a second `rollcall elect` waits while the first's CMD
+// runs and takes over, with a larger term, as soon as it exits.
+func TestSecondTakesOver(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	release := filepath.Join(t.TempDir(), "release")
+	first := start(t, args(e, "host-a", "web", "--", "sh", "-c",
+		`echo "first term=$ROLLCALL_TERM"; while [ ! -e "$0" ]; do sleep 0.05; done`, release)...)
+	first.waitOutput(t, "first term=")
+	second := start(t, args(e, "host-b", "web", "--", "sh", "-c", `echo "second term=$ROLLCALL_TERM"`)...)
+	testkit.Eventually(t, wait, "second campaigning", func() bool {
+		return strings.Contains(second.stderr.String(), "campaigning")
+	})
+	// Its candidacy is in etcd behind the first's.
+	cli := e.Client(t)
+	testkit.Eventually(t, wait, "second's candidacy written", func() bool {
+		r, err := cli.Get(context.Background(), "/rollcall/elections/web/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err == nil && r.Count == 2
+	})
+	if !second.running() || second.stdout.String() != "" {
+		t.Fatalf("second ran while first was master: %q", second.stdout.String())
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.exit(t); code != 0 {
+		t.Fatalf("first exit code %d", code)
+	}
+	if code := second.exit(t); code != 0 {
+		t.Fatalf("second exit code %d", code)
+	}
+	t1, t2 := termOf(t, first.stdout.String()), termOf(t, second.stdout.String())
+	if t2 <= t1 {
+		t.Fatalf("second's term %d not larger than first's %d", t2, t1)
+	}
+}
+
+// TestSignalStopsCmd: cancelling (as SIGTERM does) stops CMD gracefully,
+// resigns, and exits with CMD's code.
+func TestSignalStopsCmd(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	r := start(t, args(e, "host-a", "web", "--", "sh", "-c",
+		`trap 'echo got-term; exit 3' TERM; echo started; while :; do sleep 0.1; done`)...)
+	r.waitOutput(t, "started")
+	r.cancel()
+	if code := r.exit(t); code != 3 {
+		t.Fatalf("exit code %d, want CMD's 3", code)
+	}
+	if !strings.Contains(r.stdout.String(), "got-term") {
+		t.Fatalf("CMD did not get SIGTERM: %q", r.stdout.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if _, err := election.CurrentLeader(ctx, e.Client(t), registry.MustKeys("/rollcall"), "web"); !errors.Is(err, election.ErrNoLeader) {
+		t.Fatalf("after stop: %v, want no leader", err)
+	}
+}
+
+func TestCmdNotFound(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	r := start(t, args(e, "host-a", "web", "--", "/nonexistent/cmd")...)
+	if code := r.exit(t); code != ExitNoExec {
+		t.Fatalf("exit code %d, want %d", code, ExitNoExec)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // in stdout
+		wantErr  string // in stderr
+	}{
+		{name: "help", args: []string{"--help"}, wantCode: 0, wantOut: "ROLLCALL_TERM"},
+		{name: "nothing", args: nil, wantCode: ExitUsage, wantErr: "missing SERVICE and CMD"},
+		{name: "missing --", args: []string{"web", "sh", "-c", "true"}, wantCode: ExitUsage, wantErr: "missing -- between SERVICE and CMD"},
+		{name: "missing CMD", args: []string{"web", "--"}, wantCode: ExitUsage, wantErr: "missing CMD after --"},
+		{name: "only service", args: []string{"web"}, wantCode: ExitUsage, wantErr: "missing -- CMD"},
+		{name: "bad service", args: []string{"Web_1", "--", "true"}, wantCode: ExitUsage, wantErr: "service name \"Web_1\" must be a lower-case DNS label"},
+		{name: "flag after service", args: []string{"web", "--ttl", "5s", "--", "true"}, wantCode: ExitUsage, wantErr: "put flags before web"},
+		{name: "bad host", args: []string{"--host", "a.b", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "--host"},
+		{name: "bad ttl", args: []string{"--ttl", "1500ms", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "whole seconds"},
+		{name: "bad prefix", args: []string{"--prefix", "rollcall", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "--prefix"},
+		{name: "unknown flag", args: []string{"--nope", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "flag provided but not defined: -nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main(context.Background(), tc.args, &out, &errOut)
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d; stderr: %s", code, tc.wantCode, errOut.String())
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Fatalf("stdout %q lacks %q", out.String(), tc.wantOut)
+			}
+			if !strings.Contains(errOut.String(), tc.wantErr) {
+				t.Fatalf("stderr %q lacks %q", errOut.String(), tc.wantErr)
+			}
+		})
+	}
+}

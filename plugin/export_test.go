@@ -1,0 +1,36 @@
+package rollcall
+
+import (
+	"testing"
+	"time"
+)
+
+// SetLoaderTiming shortens the timing of loaders started from now on, until
+// the test and its cleanups (which stop those loaders) are done.
+func SetLoaderTiming(t testing.TB, progress, stale, retry time.Duration) {
+	p, s, r := progressEvery, staleAfter, retryMax
+	progressEvery, staleAfter, retryMax = progress, stale, retry
+	t.Cleanup(func() { progressEvery, staleAfter, retryMax = p, s, r })
+}
+
+// Loaders returns how many loaders (etcd watches) the process runs.
+func Loaders() int {
+	loaders.Lock()
+	defer loaders.Unlock()
+	return len(loaders.m)
+}
+
+// FixtureHandler returns the handler of the fixture block for zone, filled
+// with the fixture, as a query would find it.
+func FixtureHandler(tb testing.TB, zone string) *Rollcall {
+	hs, _ := fixtureHandlers(tb)
+	return hs[zone]
+}
+
+// SetStartupWait changes how long OnStartup waits for the first list, for
+// the rest of the test.
+func SetStartupWait(t testing.TB, d time.Duration) {
+	old := startupWait
+	startupWait = d
+	t.Cleanup(func() { startupWait = old })
+}

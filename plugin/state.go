@@ -1,0 +1,255 @@
+package rollcall
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rollcall/rollcall/registry"
+)
+
+// Reasons a key or value is skipped, the `reason` label of
+// coredns_rollcall_decode_errors_total.
+const (
+	reasonKey       = "key"       // key at an unexpected depth, unknown part or bad name
+	reasonTooLarge  = "too_large" // value over registry.MaxValueSize, skipped unread
+	reasonRecord    = "record"    // not JSON, wrong types, invalid names or addresses
+	reasonMismatch  = "mismatch"  // record names another host or service than its key
+	reasonCandidate = "candidate" // election value is not a host name
+)
+
+// candidate is one election key: the host campaigning and the key's create
+// revision, which orders candidates (lowest leads) and is the leader's term.
+// A candidate whose value is garbage stays (bad) so that it still holds its
+// place in the order: the next candidate is not the leader and is not served.
+type candidate struct {
+	host      string
+	createRev int64
+	bad       bool
+}
+
+// state is the registry as the loader last read it: decoded, validated
+// records by key. Only the loader goroutine touches it (under loader.mu);
+// subscribers turn it into DNS answers.
+type state struct {
+	keys      registry.Keys
+	rev       int64
+	hosts     map[string]*registry.Host                // host -> record
+	insts     map[string]map[string]*registry.Instance // service -> host -> instance
+	hostSvcs  map[string]map[string]struct{}           // host -> services it has an instance of
+	elections map[string]map[int64]candidate           // service -> lease -> candidate
+	ninsts    int                                      // instances in insts
+}
+
+func newState(keys registry.Keys) *state {
+	return &state{
+		keys:      keys,
+		hosts:     map[string]*registry.Host{},
+		insts:     map[string]map[string]*registry.Instance{},
+		hostSvcs:  map[string]map[string]struct{}{},
+		elections: map[string]map[int64]candidate{},
+	}
+}
+
+// changes collects what one batch of events touched, so that subscribers
+// rebuild only those services (and the local view when a host changed).
+type changes struct {
+	services map[string]struct{}
+	hosts    map[string]struct{}
+}
+
+func newChanges() changes {
+	return changes{services: map[string]struct{}{}, hosts: map[string]struct{}{}}
+}
+
+func (c changes) empty() bool { return len(c.services) == 0 && len(c.hosts) == 0 }
+
+// decodeError is a key or value the state skipped, with the metric reason.
+type decodeError struct {
+	reason string
+	err    error
+}
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// put applies a key's new value. A value that does not decode removes what
+// the key held before: the key now holds garbage, and serving its old good
+// value would be serving data etcd no longer has. The returned error (a
+// *decodeError) says why the value was skipped.
+func (s *state) put(key string, value []byte, createRev int64, ch changes) error {
+	k, err := s.keys.Parse(key)
+	if err != nil {
+		return &decodeError{reasonKey, err}
+	}
+	switch k.Kind {
+	case registry.KindHost:
+		h, err := decodeHost(k, value)
+		if err != nil {
+			s.delHost(k.Host, ch)
+			return err
+		}
+		s.hosts[k.Host] = h
+		s.touchHost(k.Host, ch)
+	case registry.KindInstance:
+		in, err := decodeInstance(k, value)
+		if err != nil {
+			s.delInstance(k.Host, k.Service, ch)
+			return err
+		}
+		m := s.insts[k.Service]
+		if m == nil {
+			m = map[string]*registry.Instance{}
+			s.insts[k.Service] = m
+		}
+		if _, ok := m[k.Host]; !ok {
+			s.ninsts++
+		}
+		m[k.Host] = in
+		hs := s.hostSvcs[k.Host]
+		if hs == nil {
+			hs = map[string]struct{}{}
+			s.hostSvcs[k.Host] = hs
+		}
+		hs[k.Service] = struct{}{}
+		ch.services[k.Service] = struct{}{}
+	case registry.KindElection:
+		c := candidate{createRev: createRev}
+		host, err := registry.DecodeCandidate(value)
+		if err != nil {
+			c.bad = true
+		}
+		c.host = host
+		m := s.elections[k.Service]
+		if m == nil {
+			m = map[int64]candidate{}
+			s.elections[k.Service] = m
+		}
+		m[k.Lease] = c
+		ch.services[k.Service] = struct{}{}
+		if err != nil {
+			return &decodeError{reasonCandidate, err}
+		}
+	}
+	return nil
+}
+
+// del applies a key's deletion. Keys that never parsed are ignored.
+func (s *state) del(key string, ch changes) {
+	k, err := s.keys.Parse(key)
+	if err != nil {
+		return
+	}
+	switch k.Kind {
+	case registry.KindHost:
+		s.delHost(k.Host, ch)
+	case registry.KindInstance:
+		s.delInstance(k.Host, k.Service, ch)
+	case registry.KindElection:
+		if m := s.elections[k.Service]; m != nil {
+			if _, ok := m[k.Lease]; ok {
+				delete(m, k.Lease)
+				if len(m) == 0 {
+					delete(s.elections, k.Service)
+				}
+				ch.services[k.Service] = struct{}{}
+			}
+		}
+	}
+}
+
+func (s *state) delHost(host string, ch changes) {
+	if _, ok := s.hosts[host]; !ok {
+		return
+	}
+	delete(s.hosts, host)
+	s.touchHost(host, ch)
+}
+
+// touchHost marks a host and every service with an instance on it changed:
+// an instance without its own addrs is served with its host's.
+func (s *state) touchHost(host string, ch changes) {
+	ch.hosts[host] = struct{}{}
+	for svc := range s.hostSvcs[host] {
+		ch.services[svc] = struct{}{}
+	}
+}
+
+func (s *state) delInstance(host, svc string, ch changes) {
+	m := s.insts[svc]
+	if _, ok := m[host]; !ok {
+		return
+	}
+	delete(m, host)
+	s.ninsts--
+	if len(m) == 0 {
+		delete(s.insts, svc)
+	}
+	if hs := s.hostSvcs[host]; hs != nil {
+		delete(hs, svc)
+		if len(hs) == 0 {
+			delete(s.hostSvcs, host)
+		}
+	}
+	ch.services[svc] = struct{}{}
+}
+
+// leader returns the service's elected master: the candidate with the lowest
+// create revision, and that revision as its term. ok is false when there is
+// no candidate or the leading candidate's value is garbage.
+func (s *state) leader(svc string) (host string, term int64, ok bool) {
+	var best candidate
+	for _, c := range s.elections[svc] {
+		if best.createRev == 0 || c.createRev < best.createRev {
+			best = c
+		}
+	}
+	if best.createRev == 0 || best.bad {
+		return "", 0, false
+	}
+	return best.host, best.createRev, true
+}
+
+// addrsOf is the addresses an instance is served with: its own when it has
+// any, else its host's (none when the host has no record).
+func (s *state) addrsOf(in *registry.Instance) registry.Addrs {
+	if len(in.Addrs) > 0 {
+		return in.Addrs
+	}
+	if h := s.hosts[in.Host]; h != nil {
+		return h.Addrs
+	}
+	return nil
+}
+
+func decodeHost(k registry.Key, value []byte) (*registry.Host, error) {
+	if len(value) > registry.MaxValueSize {
+		return nil, &decodeError{reasonTooLarge, fmt.Errorf("host %s: value is %d bytes, at most %d allowed", k.Host, len(value), registry.MaxValueSize)}
+	}
+	h, err := registry.DecodeHost(k, value)
+	if err != nil {
+		return nil, &decodeError{recordReason(err), err}
+	}
+	return h, nil
+}
+
+func decodeInstance(k registry.Key, value []byte) (*registry.Instance, error) {
+	if len(value) > registry.MaxValueSize {
+		return nil, &decodeError{reasonTooLarge, fmt.Errorf("instance %s on %s: value is %d bytes, at most %d allowed", k.Service, k.Host, len(value), registry.MaxValueSize)}
+	}
+	in, err := registry.DecodeInstance(k, value)
+	if err != nil {
+		return nil, &decodeError{recordReason(err), err}
+	}
+	return in, nil
+}
+
+// errMismatchText is how registry reports a record naming another key.
+var errMismatchText = "but its key is"
+
+func recordReason(err error) string {
+	if errors.Is(err, registry.ErrBadRecord) && strings.Contains(err.Error(), errMismatchText) {
+		return reasonMismatch
+	}
+	return reasonRecord
+}

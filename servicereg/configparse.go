@@ -1,0 +1,594 @@
+package servicereg
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rollcall/rollcall/registry"
+)
+
+// ConfigError is one problem in a config file, with the line to fix.
+type ConfigError struct {
+	File string
+	Line int // 0 when the problem has no line (a missing default)
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// maxConfigSize bounds a config file: a config is a few kilobytes.
+const maxConfigSize = 1 << 20
+
+// LoadConfig reads the agent config at path and the services of every
+// services.d/*.yml beside it (each file a YAML list of services), applies the
+// defaults and checks everything. It returns all problems at once, each as
+// "file:line: what is wrong and what to write instead".
+func LoadConfig(path string) (*Config, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	p := &parser{}
+	cfg := p.parseMain(path, data)
+	dir := filepath.Join(filepath.Dir(path), ServicesDir)
+	files, err := filepath.Glob(filepath.Join(dir, "*.yml"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := readLimited(f)
+		if err != nil {
+			return nil, fmt.Errorf("read services file: %w", err)
+		}
+		cfg.Services = append(cfg.Services, p.parseServicesFile(f, data)...)
+	}
+	p.checkUnique(cfg.Services)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	cfg.Path = path
+	if err := cfg.Normalize(); err != nil {
+		return nil, inFile(path, err)
+	}
+	return cfg, nil
+}
+
+// inFile attributes each of the (joined) errors of Normalize to file: those
+// are the problems without a line, such as a host name with no default.
+func inFile(file string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = append(errs, &ConfigError{File: file, Msg: e.Error()})
+		}
+		return errors.Join(errs...)
+	}
+	return &ConfigError{File: file, Msg: err.Error()}
+}
+
+// ParseConfig parses one main config file's content (without services.d) and
+// normalizes it; name is used in messages. LoadConfig is the usual entry.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	p := &parser{}
+	cfg := p.parseMain(name, data)
+	p.checkUnique(cfg.Services)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	cfg.Path = name
+	if err := cfg.Normalize(); err != nil {
+		return nil, inFile(name, err)
+	}
+	return cfg, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes; a config is a few kilobytes", path, maxConfigSize)
+	}
+	return data, nil
+}
+
+// parser walks yaml.Node trees so that every message carries the line of the
+// value to fix, and collects every problem instead of stopping at the first.
+type parser struct {
+	file string
+	errs []error
+}
+
+func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.errs = append(p.errs, &ConfigError{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// document decodes one YAML document into a node; nil means empty (comments only).
+func (p *parser) document(data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		p.errs = append(p.errs, &ConfigError{File: p.file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		p.errorf(&extra, "a second YAML document ('---'): put everything in one")
+		return nil
+	}
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil
+		}
+		return doc.Content[0]
+	}
+	return &doc
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "empty"
+		}
+		return fmt.Sprintf("the value %q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "something else"
+}
+
+// usable refuses aliases: they would let a small file expand into a huge one,
+// and a config gains nothing from them.
+func (p *parser) usable(n *yaml.Node, what string) bool {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		p.errorf(n, "%s: YAML anchors and aliases are not supported here: write the value out", what)
+		return false
+	}
+	return true
+}
+
+// fields walks a mapping, refusing unknown and repeated keys.
+func (p *parser) fields(n *yaml.Node, what string, known []string, each func(key string, v *yaml.Node)) {
+	if !p.usable(n, what) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s must be a mapping (key: value lines), not %s", what, kindName(n))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.errorf(k, "%s: a key must be a plain word", what)
+			continue
+		}
+		name := k.Value
+		if known != nil && !contains(known, name) {
+			p.errorf(k, "%s: unknown field %q; known fields are: %s", what, name, strings.Join(known, ", "))
+			continue
+		}
+		if line, dup := seen[name]; dup {
+			p.errorf(k, "%s: %q is set twice (first on line %d)", what, name, line)
+			continue
+		}
+		seen[name] = k.Line
+		if !p.usable(v, what+"."+name) {
+			continue
+		}
+		each(name, v)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *parser) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s must be a single value, not %s", what, kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) strList(n *yaml.Node, what string) ([]string, bool) {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s must be a list such as [\"a\", \"b\"], not %s", what, kindName(n))
+		return nil, false
+	}
+	out := make([]string, 0, len(n.Content))
+	ok := true
+	for i, e := range n.Content {
+		if !p.usable(e, what) {
+			ok = false
+			continue
+		}
+		s, good := p.str(e, fmt.Sprintf("%s[%d]", what, i))
+		ok = ok && good
+		out = append(out, s)
+	}
+	return out, ok
+}
+
+func (p *parser) boolean(n *yaml.Node, what string) bool {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+		p.errorf(n, "%s must be true or false, not %s", what, kindName(n))
+	}
+	return b
+}
+
+func (p *parser) integer(n *yaml.Node, what string) (int, bool) {
+	var i int
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {
+		p.errorf(n, "%s must be a whole number, not %s", what, kindName(n))
+		return 0, false
+	}
+	return i, true
+}
+
+// check reports err, if any, at n's line.
+func (p *parser) check(n *yaml.Node, what string, err error) {
+	if err != nil {
+		p.errorf(n, "%s: %v", what, err)
+	}
+}
+
+var mainFields = []string{"host", "etcd", "prefix", "ttl", "systemd", "networks", "addrs", "services"}
+
+func (p *parser) parseMain(file string, data []byte) *Config {
+	p.file = file
+	cfg := &Config{}
+	root := p.document(data)
+	if root == nil {
+		return cfg
+	}
+	p.fields(root, "config", mainFields, func(key string, v *yaml.Node) {
+		switch key {
+		case "host":
+			if s, ok := p.str(v, "host"); ok {
+				p.check(v, "host", checkLabel("host", s))
+				cfg.Host = s
+			}
+		case "etcd":
+			p.parseEtcd(v, cfg)
+		case "prefix":
+			if s, ok := p.str(v, "prefix"); ok {
+				p.check(v, "prefix", checkPrefix(s))
+				cfg.Prefix = s
+			}
+		case "ttl":
+			cfg.TTL = p.parseTTL(v)
+		case "systemd":
+			if s, ok := p.str(v, "systemd"); ok {
+				p.check(v, "systemd", checkSystemd(s))
+				cfg.Systemd = s
+			}
+		case "networks":
+			cfg.Networks = p.parseNetworks(v)
+		case "addrs":
+			cfg.Addrs = p.parseAddrs(v)
+		case "services":
+			if v.Kind != yaml.SequenceNode {
+				p.errorf(v, "services must be a list of services (lines starting with '- name:'), not %s", kindName(v))
+				return
+			}
+			cfg.Services = p.parseServices(v)
+		}
+	})
+	return cfg
+}
+
+func (p *parser) parseEtcd(v *yaml.Node, cfg *Config) {
+	var certNode *yaml.Node
+	p.fields(v, "etcd", []string{"endpoints", "cert", "key", "ca"}, func(key string, v *yaml.Node) {
+		if key == "endpoints" {
+			eps, ok := p.strList(v, "etcd.endpoints")
+			if !ok {
+				return
+			}
+			if len(eps) == 0 {
+				p.errorf(v, "etcd.endpoints is empty: list at least one URL, or drop it for %s", "http://127.0.0.1:2379")
+			}
+			for i, ep := range eps {
+				p.check(v.Content[i], "etcd.endpoints", checkEndpoint(ep))
+			}
+			cfg.Etcd.Endpoints = eps
+			return
+		}
+		s, ok := p.str(v, "etcd."+key)
+		if !ok {
+			return
+		}
+		if certNode == nil {
+			certNode = v
+		}
+		switch key {
+		case "cert":
+			cfg.Etcd.Cert = s
+		case "key":
+			cfg.Etcd.Key = s
+		case "ca":
+			cfg.Etcd.CA = s
+		}
+	})
+	if certNode != nil {
+		p.check(certNode, "etcd", checkTLSFiles(cfg.Etcd))
+	}
+}
+
+func (p *parser) parseTTL(v *yaml.Node) time.Duration {
+	s, ok := p.str(v, "ttl")
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if _, nerr := strconv.Atoi(s); nerr == nil {
+			p.errorf(v, "ttl %q needs a unit: write %ss", s, s)
+		} else {
+			p.errorf(v, "ttl %q is not a duration such as 10s", s)
+		}
+		return 0
+	}
+	p.check(v, "ttl", checkTTL(d))
+	return d
+}
+
+func (p *parser) parseNetworks(v *yaml.Node) []Network {
+	var out []Network
+	p.fields(v, "networks", nil, func(name string, v *yaml.Node) {
+		what := "networks." + name
+		// Report the bad name at the key's line (one before its value, or the same).
+		p.check(v, what, checkLabel("network", name))
+		cidrs, ok := p.strList(v, what)
+		if !ok {
+			return
+		}
+		nw := Network{Name: name}
+		for i, c := range cidrs {
+			pfx, err := checkCIDR(c)
+			if err != nil {
+				p.errorf(v.Content[i], "%s: %v", what, err)
+				continue
+			}
+			nw.CIDRs = append(nw.CIDRs, pfx)
+		}
+		out = append(out, nw)
+	})
+	return out
+}
+
+func (p *parser) parseAddrs(v *yaml.Node) registry.Addrs {
+	out := registry.Addrs{}
+	p.fields(v, "addrs", nil, func(name string, v *yaml.Node) {
+		what := "addrs." + name
+		p.check(v, what, checkLabel("network", name))
+		list, ok := p.strList(v, what)
+		if !ok {
+			return
+		}
+		for i, s := range list {
+			a, err := parseAddr(s)
+			if err != nil {
+				p.errorf(v.Content[i], "%s: %v", what, err)
+				continue
+			}
+			out[name] = append(out[name], a)
+		}
+	})
+	return out
+}
+
+var serviceFields = []string{"name", "unit", "ports", "shard", "master_election", "on_master", "on_standby"}
+
+func (p *parser) parseServices(list *yaml.Node) []Service {
+	var out []Service
+	for i, n := range list.Content {
+		what := fmt.Sprintf("services[%d]", i)
+		if !p.usable(n, what) {
+			continue
+		}
+		if s, ok := p.parseService(n, what); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) parseService(n *yaml.Node, what string) (Service, bool) {
+	s := Service{Source: fmt.Sprintf("%s:%d", p.file, n.Line)}
+	before := len(p.errs)
+	var hookNodes [2]*yaml.Node
+	hasName := false
+	p.fields(n, what, serviceFields, func(key string, v *yaml.Node) {
+		switch key {
+		case "name":
+			if name, ok := p.str(v, what+".name"); ok {
+				hasName = true
+				p.check(v, what+".name", checkLabel("service", name))
+				s.Name = name
+			}
+		case "unit":
+			if u, ok := p.str(v, what+".unit"); ok {
+				p.check(v, what+".unit", checkUnit(u))
+				s.Unit = u
+			}
+		case "shard":
+			if sh, ok := p.str(v, what+".shard"); ok {
+				p.check(v, what+".shard", checkLabel("shard", sh))
+				s.Shard = sh
+			}
+		case "ports":
+			s.Ports = p.parsePorts(v, what+".ports")
+		case "master_election":
+			s.MasterElection = p.boolean(v, what+".master_election")
+		case "on_master", "on_standby":
+			argv, ok := p.strList(v, what+"."+key)
+			if !ok {
+				return
+			}
+			if len(argv) == 0 || argv[0] == "" {
+				p.errorf(v, "%s.%s: give the command as a list: [\"/path/to/cmd\", \"arg\"]", what, key)
+			}
+			if key == "on_master" {
+				s.OnMaster, hookNodes[0] = argv, v
+			} else {
+				s.OnStandby, hookNodes[1] = argv, v
+			}
+		}
+	})
+	if n.Kind == yaml.MappingNode && !hasName && len(p.errs) == before {
+		p.errorf(n, "%s: name is missing: every service needs name: <dns-label>", what)
+	}
+	for i, h := range hookNodes {
+		if h != nil && !s.MasterElection {
+			p.errorf(h, "%s.%s: hooks run on master changes: set master_election: true, or drop the hook", what, []string{"on_master", "on_standby"}[i])
+		}
+	}
+	if s.Unit == "" && s.Name != "" {
+		s.Unit = s.Name + ".service"
+	}
+	if s.Name != "" {
+		what = fmt.Sprintf("service %q", s.Name)
+	}
+	return s, len(p.errs) == before
+}
+
+func (p *parser) parsePorts(v *yaml.Node, what string) []registry.Port {
+	if v.Kind != yaml.SequenceNode {
+		p.errorf(v, "%s must be a list such as [{name: http, port: 8080, proto: tcp}], not %s", what, kindName(v))
+		return nil
+	}
+	var out []registry.Port
+	seen := map[string]int{}
+	for i, n := range v.Content {
+		pw := fmt.Sprintf("%s[%d]", what, i)
+		port := registry.Port{Proto: "tcp"}
+		var portNode *yaml.Node
+		p.fields(n, pw, []string{"name", "port", "proto"}, func(key string, v *yaml.Node) {
+			switch key {
+			case "name":
+				if s, ok := p.str(v, pw+".name"); ok {
+					p.check(v, pw+".name", checkLabel("port", s))
+					port.Name = s
+				}
+			case "port":
+				portNode = v
+				if num, ok := p.integer(v, pw+".port"); ok {
+					if num < 1 || num > 65535 {
+						p.errorf(v, "%s.port: %d is outside 1-65535", pw, num)
+					}
+					port.Port = num
+				}
+			case "proto":
+				if s, ok := p.str(v, pw+".proto"); ok {
+					if s != "tcp" && s != "udp" {
+						p.errorf(v, "%s.proto: %q must be tcp or udp", pw, s)
+					}
+					port.Proto = s
+				}
+			}
+		})
+		if n.Kind != yaml.MappingNode {
+			continue
+		}
+		if port.Name == "" {
+			p.errorf(n, "%s: name is missing: a port needs name: <dns-label> (its SRV name _<name>._<proto>)", pw)
+		}
+		if portNode == nil {
+			p.errorf(n, "%s: port is missing: give its number, e.g. port: 8080", pw)
+		}
+		k := port.Name + "/" + port.Proto
+		if line, dup := seen[k]; dup && port.Name != "" {
+			p.errorf(n, "%s: port %s is listed twice (first on line %d)", pw, k, line)
+		}
+		seen[k] = n.Line
+		out = append(out, port)
+	}
+	return out
+}
+
+// parseServicesFile parses a services.d file: a YAML list of services, the
+// same shape as the main file's services: list.
+func (p *parser) parseServicesFile(file string, data []byte) []Service {
+	p.file = file
+	root := p.document(data)
+	if root == nil {
+		return nil
+	}
+	if !p.usable(root, "services file") {
+		return nil
+	}
+	if root.Kind != yaml.SequenceNode {
+		p.errorf(root, "a %s file is a YAML list of services (each starting with '- name:'), not %s", ServicesDir, kindName(root))
+		return nil
+	}
+	return p.parseServices(root)
+}
+
+// checkUnique refuses a service name defined twice, also across files.
+func (p *parser) checkUnique(svcs []Service) {
+	first := map[string]string{}
+	for _, s := range svcs {
+		if s.Name == "" {
+			continue
+		}
+		if where, dup := first[s.Name]; dup {
+			file, line := splitSource(s.Source)
+			p.errs = append(p.errs, &ConfigError{File: file, Line: line,
+				Msg: fmt.Sprintf("service %q is defined twice (first at %s): rename or remove one", s.Name, where)})
+			continue
+		}
+		first[s.Name] = s.Source
+	}
+}
+
+func splitSource(src string) (string, int) {
+	i := strings.LastIndexByte(src, ':')
+	if i < 0 {
+		return src, 0
+	}
+	line, _ := strconv.Atoi(src[i+1:])
+	return src[:i], line
+}

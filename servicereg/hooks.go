@@ -1,0 +1,30 @@
+package servicereg
+
+import (
+	"context"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// presenceHook is the seam for master elections (and anything else that must
+// follow the agent's presence decisions). The main loop calls it, never
+// concurrently and in order:
+//
+//   - leaseChanged(ctx, id) after every lease grant, and with id 0 when the
+//     lease is lost, revoked or the agent stops;
+//   - presenceChanged(ctx, svc, present) when a service becomes present or
+//     absent (also when it leaves the config: present false).
+//
+// A hook must return quickly: a campaign that waits to be elected runs in the
+// hook's own goroutine, stopped by ctx (the agent's run context) or by the next
+// call. The intended election hook: campaign on the current lease when a
+// master_election service becomes present and a lease is held; resign when it
+// becomes absent or the lease is lost.
+type presenceHook interface {
+	leaseChanged(ctx context.Context, id clientv3.LeaseID)
+	presenceChanged(ctx context.Context, svc Service, present bool)
+}
+
+// hookFactories build the hooks of a new Agent. An election file adds itself
+// here from an init func, so that wiring elections in touches no other file.
+var hookFactories []func(a *Agent) (presenceHook, error)

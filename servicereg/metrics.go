@@ -1,0 +1,122 @@
+package servicereg
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics live on a private registry, so that several agents in one process
+// (rollcall dev, tests) never collide on registration.
+type metrics struct {
+	reg *prometheus.Registry
+
+	registered       prometheus.Gauge
+	unitPresent      *prometheus.GaugeVec
+	unitNotFound     *prometheus.GaugeVec
+	leaseHeld        prometheus.Gauge
+	leaseGrants      prometheus.Counter
+	leaseLosses      prometheus.Counter
+	etcdErrors       *prometheus.CounterVec
+	lastWrite        prometheus.Gauge
+	systemdConnected prometheus.Gauge
+	resyncs          *prometheus.CounterVec
+	addrs            prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	const ns, sub = "rollcall", "servicereg"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		registered: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "registered_services",
+			Help: "Instance records this agent holds in etcd after its last successful reconcile."}),
+		unitPresent: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unit_present",
+			Help: "1 while the service's unit is active or reloading (the service should be registered), else 0."}, []string{"service", "unit"}),
+		unitNotFound: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unit_not_found",
+			Help: "1 while systemd reports the configured unit as not found."}, []string{"unit"}),
+		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lease_held",
+			Help: "1 while the agent holds a live etcd lease."}),
+		leaseGrants: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lease_grants_total",
+			Help: "Leases granted (1 at start, plus one per lost lease)."}),
+		leaseLosses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lease_losses_total",
+			Help: "Leases lost (expired or keepalive failed)."}),
+		etcdErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "etcd_errors_total",
+			Help: "Failed etcd operations, by operation."}, []string{"op"}),
+		lastWrite: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "last_successful_write_timestamp_seconds",
+			Help: "Unix time of the last reconcile that brought etcd to the desired state."}),
+		systemdConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "systemd_connected",
+			Help: "1 while the agent is connected to the systemd manager."}),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "systemd_resyncs_total",
+			Help: "Full reads of all watched units, by reason."}, []string{"reason"}),
+		addrs: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "host_addresses",
+			Help: "Addresses in the host record."}),
+	}
+	m.reg.MustRegister(m.registered, m.unitPresent, m.unitNotFound, m.leaseHeld, m.leaseGrants, m.leaseLosses,
+		m.etcdErrors, m.lastWrite, m.systemdConnected, m.resyncs, m.addrs)
+	return m
+}
+
+// health is what /healthz reports: the lease and how recently etcd answered.
+type health struct {
+	mu        sync.Mutex
+	leaseHeld bool
+	lastOK    time.Time // last successful etcd round trip (write or keepalive)
+	lastErr   error     // last failed etcd operation since lastOK, if any
+	window    time.Duration
+}
+
+func (h *health) ok(now time.Time) {
+	h.mu.Lock()
+	h.lastOK, h.lastErr = now, nil
+	h.mu.Unlock()
+}
+
+func (h *health) fail(err error) {
+	h.mu.Lock()
+	h.lastErr = err
+	h.mu.Unlock()
+}
+
+func (h *health) setLease(held bool) {
+	h.mu.Lock()
+	h.leaseHeld = held
+	h.mu.Unlock()
+}
+
+// status returns "" when healthy, else the reason.
+func (h *health) status(now time.Time) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case !h.leaseHeld && h.lastErr != nil:
+		return fmt.Sprintf("no etcd lease: %v", h.lastErr)
+	case !h.leaseHeld:
+		return "no etcd lease yet"
+	case h.lastErr != nil:
+		return fmt.Sprintf("last etcd write failed: %v", h.lastErr)
+	case now.Sub(h.lastOK) > h.window:
+		return fmt.Sprintf("no successful etcd round trip for %v", now.Sub(h.lastOK).Round(time.Second))
+	}
+	return ""
+}
+
+// Handler serves /metrics (Prometheus) and /healthz: 200 "ok" while the
+// lease is held and etcd answered recently, else 503 with the reason.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if reason := a.health.status(time.Now()); reason != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, reason)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}

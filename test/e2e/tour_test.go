@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/rollcall/rollcall/internal/inspect"
+	"github.com/rollcall/rollcall/test/testkit"
+)
+
+// tourYAML returns the agent config of docs/TOUR.md: the ```yaml block
+// that starts with "# tour.yml".
+func tourYAML(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "docs", "TOUR.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range strings.Split(string(data), "```yaml\n")[1:] {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.HasPrefix(body, "# tour.yml") {
+			return body
+		}
+	}
+	t.Fatal("docs/TOUR.md has no ```yaml block starting with # tour.yml")
+	return ""
+}
+
+// TestTour follows docs/TOUR.md: a unit registered by `rollcall dev
+// -services-config tour.yml` appears in DNS when started and vanishes when
+// killed; two `rollcall elect demo` take turns as master, and the master
+// name's term grows when the first one stops.
+func TestTour(t *testing.T) {
+	sd := testkit.StartSystemd(t)
+	sd.WriteUnit("web.service", testkit.SleepUnit)
+	cfgPath := filepath.Join(t.TempDir(), "tour.yml")
+	if err := os.WriteFile(cfgPath, []byte(tourYAML(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDev(t, filepath.Join(t.TempDir(), "dev"), newDevPorts(t), []string{"-services-config", cfgPath}, sd.Env())
+	defer d.interrupt(t)
+
+	rcode := func(name string, qtype uint16) int {
+		r, err := testkit.Exchange("udp", d.dnsAddr, "", name, qtype)
+		if err != nil {
+			return -1
+		}
+		return r.Rcode
+	}
+
+	t.Run("a unit appears in DNS when started", func(t *testing.T) {
+		if rc := rcode("web."+zone, dns.TypeA); rc != dns.RcodeNameError {
+			t.Fatalf("web before its unit started: rcode %s, want NXDOMAIN", dns.RcodeToString[rc])
+		}
+		sd.Systemctl("start", "web.service")
+		testkit.Eventually(t, time.Minute, "web never appeared in DNS", func() bool {
+			return rcode("web."+zone, dns.TypeA) == dns.RcodeSuccess
+		})
+		r := testkit.Query(t, "tcp", d.dnsAddr, "", "_http._tcp.web."+zone, dns.TypeSRV)
+		if len(r.Answer) != 1 || r.Answer[0].(*dns.SRV).Port != 8080 {
+			t.Errorf("SRV _http._tcp.web: %v, want port 8080", r.Answer)
+		}
+		out := rollcall(t, nil, "ls", "-endpoints", d.endpoint)
+		if !strings.Contains(out, "http:8080/tcp") {
+			t.Errorf("rollcall ls lacks web's port:\n%s", out)
+		}
+	})
+
+	t.Run("a killed unit vanishes", func(t *testing.T) {
+		sd.Systemctl("kill", "web.service")
+		testkit.Eventually(t, time.Minute, "web still in DNS after its unit was killed", func() bool {
+			return rcode("web."+zone, dns.TypeA) == dns.RcodeNameError
+		})
+	})
+
+	t.Run("a master change", func(t *testing.T) {
+		termRe := regexp.MustCompile(`master, term (\d+)`)
+		elect := func() (*exec.Cmd, *syncBuffer) {
+			var out syncBuffer
+			cmd := exec.Command(testkit.Binary(t, "rollcall"), "elect", "-endpoints", d.endpoint, "demo", "--",
+				"sh", "-c", `echo "master, term $ROLLCALL_TERM"; sleep 3600`)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			// CMD (sleep) inherits the output pipe: do not wait on it
+			// longer than this once rollcall elect has exited.
+			cmd.WaitDelay = 5 * time.Second
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if cmd.ProcessState != nil {
+					return
+				}
+				// SIGINT, so that rollcall elect stops its CMD too.
+				_ = cmd.Process.Signal(os.Interrupt)
+				done := make(chan struct{})
+				go func() { _ = cmd.Wait(); close(done) }()
+				select {
+				case <-done:
+				case <-time.After(30 * time.Second):
+					_ = cmd.Process.Kill()
+					<-done
+				}
+				if t.Failed() {
+					t.Logf("rollcall elect output:\n%s", out.String())
+				}
+			})
+			return cmd, &out
+		}
+		termOf := func(out *syncBuffer) int64 {
+			m := termRe.FindStringSubmatch(out.String())
+			if m == nil {
+				return 0
+			}
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			return n
+		}
+		status := func() inspect.StatusView {
+			var st inspect.StatusView
+			if err := json.Unmarshal([]byte(rollcall(t, nil, "status", "-o", "json", "-endpoints", d.endpoint)), &st); err != nil {
+				t.Fatalf("rollcall status -o json: %v", err)
+			}
+			return st
+		}
+		masterTXT := func() string {
+			r, err := testkit.Exchange("udp", d.dnsAddr, "", "demo-master."+zone, dns.TypeTXT)
+			if err != nil {
+				return err.Error()
+			}
+			var parts []string
+			for _, rr := range r.Answer {
+				if txt, ok := rr.(*dns.TXT); ok {
+					parts = append(parts, txt.Txt...)
+				}
+			}
+			return strings.Join(parts, " ")
+		}
+
+		a, aOut := elect()
+		testkit.Eventually(t, time.Minute, "the first candidate never became master", func() bool { return termOf(aOut) > 0 })
+		first := termOf(aOut)
+		_, bOut := elect()
+		testkit.Eventually(t, time.Minute, "status never showed two candidates", func() bool {
+			st := status()
+			return len(st.Masters) == 1 && st.Masters[0].Candidates == 2
+		})
+		if st := status(); st.Masters[0].Term != first || st.Masters[0].Service != "demo" {
+			t.Errorf("status masters %+v, want demo at term %d", st.Masters, first)
+		}
+		testkit.Eventually(t, time.Minute, "demo-master TXT never showed the first term", func() bool {
+			return strings.Contains(masterTXT(), fmt.Sprintf("term=%d", first))
+		})
+		if termOf(bOut) != 0 {
+			t.Fatalf("the second candidate runs its command while the first is master:\n%s", bOut)
+		}
+
+		// Ctrl-C the first: the second takes over, with a larger term.
+		if err := a.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		go func() { <-ctx.Done(); _ = a.Process.Kill() }()
+		_ = a.Wait()
+		testkit.Eventually(t, time.Minute, "the second candidate never became master", func() bool { return termOf(bOut) > 0 })
+		second := termOf(bOut)
+		if second <= first {
+			t.Errorf("new master's term %d is not larger than the old one's %d", second, first)
+		}
+		testkit.Eventually(t, time.Minute, "demo-master TXT never showed the new term", func() bool {
+			return strings.Contains(masterTXT(), fmt.Sprintf("term=%d", second))
+		})
+	})
+}
