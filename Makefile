@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     := $(CURDIR)/bin
 DEVDIR  ?= $(CURDIR)/.rollcall-dev
+# Extra flags for rollcall dev, e.g. DEVFLAGS="-services-config tour.yml".
+DEVFLAGS ?=
 # Packages tested in parallel; the end-to-end tests each start etcd, CoreDNS
 # and systemd, so two at a time suits a 2-core machine.
 TESTP   ?= 2
@@ -23,7 +25,7 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 run: build
-	$(BIN)/rollcall dev -data-dir $(DEVDIR)
+	$(BIN)/rollcall dev -data-dir $(DEVDIR) $(DEVFLAGS)
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
