@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,28 +32,10 @@ func unit(name string) string { return fmt.Sprintf("%s-rcsc%d.service", name, os
 // svc is one service entry of a config, watching its unique unit.
 func svc(name string) string { return fmt.Sprintf("  - name: %s\n    unit: %s\n", name, unit(name)) }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // agentProc is a running servicereg binary.
 type agentProc struct {
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *testkit.Buffer
 	done    chan struct{}
 	waitErr error
 }
@@ -63,7 +44,7 @@ func startBinary(t *testing.T, cfgPath string, env []string, args ...string) *ag
 	t.Helper()
 	cmd := testkit.Cmd(t, "servicereg", append([]string{"-config", cfgPath, "-metrics", "", "-log-level", "debug"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &agentProc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &agentProc{cmd: cmd, out: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

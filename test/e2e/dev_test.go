@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,28 +30,10 @@ import (
 
 const zone = "infra.example.com."
 
-// syncBuffer is a bytes.Buffer a process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // devProc is a running `rollcall dev`.
 type devProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.Buffer
 	done           chan struct{}
 	err            error // of Wait, once done is closed
 	endpoint       string
@@ -79,8 +60,8 @@ func startDev(t *testing.T, dataDir string, ports devPorts, extra []string, env 
 	t.Helper()
 	d := &devProc{
 		cmd:      exec.Command(testkit.Binary(t, "rollcall"), append(ports.args(dataDir), extra...)...),
-		stdout:   &syncBuffer{},
-		stderr:   &syncBuffer{},
+		stdout:   &testkit.Buffer{},
+		stderr:   &testkit.Buffer{},
 		done:     make(chan struct{}),
 		endpoint: fmt.Sprintf("http://127.0.0.1:%d", ports.etcd),
 		dnsAddr:  fmt.Sprintf("127.0.0.1:%d", ports.dns),

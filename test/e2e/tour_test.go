@@ -86,8 +86,8 @@ func TestTour(t *testing.T) {
 
 	t.Run("a master change", func(t *testing.T) {
 		termRe := regexp.MustCompile(`master, term (\d+)`)
-		elect := func() (*exec.Cmd, *syncBuffer) {
-			var out syncBuffer
+		elect := func() (*exec.Cmd, *testkit.Buffer) {
+			var out testkit.Buffer
 			cmd := exec.Command(testkit.Binary(t, "rollcall"), "elect", "-endpoints", d.endpoint, "demo", "--",
 				"sh", "-c", `echo "master, term $ROLLCALL_TERM"; sleep 3600`)
 			cmd.Stdout, cmd.Stderr = &out, &out
@@ -117,7 +117,7 @@ func TestTour(t *testing.T) {
 			})
 			return cmd, &out
 		}
-		termOf := func(out *syncBuffer) int64 {
+		termOf := func(out *testkit.Buffer) int64 {
 			m := termRe.FindStringSubmatch(out.String())
 			if m == nil {
 				return 0

@@ -1,0 +1,25 @@
+package testkit
+
+import (
+	"bytes"
+	"sync"
+)
+
+// Buffer collects a process's output while it runs and the test reads it:
+// a bytes.Buffer safe for one writer and concurrent readers.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
