@@ -458,3 +458,26 @@ func TestStartWithoutEtcd(t *testing.T) {
 		return testkit.Query(t, "udp", addr, "", "web.infra.example.com.", dns.TypeA).Rcode == dns.RcodeSuccess
 	})
 }
+
+// TestIdleEtcdStaysFresh: with nothing written, etcd sends no progress
+// notification to a watch opened at list revision + 1, so the loader must
+// confirm freshness another way: a healthy idle etcd is never reported
+// unreachable and the state age stays small.
+func TestIdleEtcdStaysFresh(t *testing.T) {
+	rollcall.SetLoaderTiming(t, 100*time.Millisecond, 500*time.Millisecond, 200*time.Millisecond)
+	s := startStack(t)
+	src := source(s.etcd.Endpoints())
+	testkit.Eventually(t, 10*time.Second, "watch never started", func() bool {
+		return metric(t, "coredns_rollcall_watch_state", map[string]string{"source": src, "state": "watching"}) == 1
+	})
+	// Idle for several stale periods: the state must stay "watching".
+	for i := 0; i < 15; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if metric(t, "coredns_rollcall_watch_state", map[string]string{"source": src, "state": "unreachable"}) == 1 {
+			t.Fatalf("idle, healthy etcd reported unreachable after %d00ms", i+1)
+		}
+	}
+	if age := metric(t, "coredns_rollcall_state_age_seconds", map[string]string{"source": src}); age > 0.5 {
+		t.Errorf("state age %vs with a healthy idle etcd, want below the stale limit", age)
+	}
+}

@@ -437,6 +437,12 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 			pctx, pcancel := context.WithTimeout(wctx, l.progressEvery)
 			_ = l.cli.RequestProgress(pctx)
 			pcancel()
+			// etcd sends no progress notification to a watcher whose start
+			// revision is still in the future, which is the case for a
+			// watch opened at list revision + 1 while nothing is written.
+			// So also ask etcd (with a leader) for its revision: when it
+			// equals the revision served, the state is provably current.
+			l.confirmCurrent(wctx)
 		case resp, ok := <-wch:
 			if !ok {
 				return errors.New("watch channel closed")
@@ -453,6 +459,25 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 				l.apply(resp)
 			}
 		}
+	}
+}
+
+// confirmCurrent marks the state fresh when etcd, asked through a member
+// that has a leader, is at the revision already served. A count-only read of
+// one key off the query path; a failure leaves the state age growing.
+func (l *loader) confirmCurrent(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, l.progressEvery)
+	defer cancel()
+	resp, err := l.cli.Get(cctx, l.keys.All(), clientv3.WithCountOnly(), clientv3.WithLimit(1))
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	current := resp.Header.Revision <= l.st.rev
+	l.mu.Unlock()
+	if current {
+		l.seen()
+		l.setStatus(stateWatching, nil)
 	}
 }
 
