@@ -1,0 +1,276 @@
+package servicereg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/election"
+)
+
+// Master elections (shared/DESIGN.md, "etcd keys": P/elections/<service>/...):
+// a service with master_election campaigns for its master while it is present
+// and the agent holds a lease, on that lease, so that a host that dies or
+// loses etcd drops out of the election with its names. The campaign itself is
+// election.Candidate.Run; this file only starts and stops it from the main
+// loop's presence decisions and runs the on_master/on_standby hooks.
+
+func init() {
+	hookFactories = append(hookFactories, newMasterHook)
+}
+
+// hookTimeout bounds one on_master/on_standby run: a hung hook must not hold
+// up the next transition of its service for ever.
+const hookTimeout = 60 * time.Second
+
+// hookOutputMax bounds the hook output quoted in a log line.
+const hookOutputMax = 4096
+
+// masterHook follows the main loop (hooks.go). Its maps are touched only from
+// the main loop's calls, which never run concurrently; candidacies run in
+// goroutines of their own, counted in wg so that the agent's last call (lease
+// 0 with its context done) can wait for all of them.
+type masterHook struct {
+	a      *Agent
+	master *prometheus.GaugeVec
+
+	lease   clientv3.LeaseID
+	present map[string]Service    // present services with master_election
+	runs    map[string]*candidacy // the latest candidacy of each service
+	wg      sync.WaitGroup
+}
+
+// candidacy is one service's campaign on one lease.
+type candidacy struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the campaign and its hooks are over
+}
+
+func newMasterHook(a *Agent) (presenceHook, error) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "rollcall", Subsystem: "servicereg", Name: "master",
+		Help: "1 while this host is master of the service (master_election), else 0."}, []string{"service"})
+	if err := a.m.reg.Register(g); err != nil {
+		return nil, fmt.Errorf("register master metric: %w", err)
+	}
+	return &masterHook{a: a, master: g, present: map[string]Service{}, runs: map[string]*candidacy{}}, nil
+}
+
+func (h *masterHook) leaseChanged(ctx context.Context, id clientv3.LeaseID) {
+	h.lease = id
+	for name := range h.runs {
+		h.stop(name)
+	}
+	if ctx.Err() != nil {
+		// The agent stops: its Run must not return before our goroutines.
+		h.wg.Wait()
+		return
+	}
+	if id == 0 {
+		return
+	}
+	for _, svc := range h.present {
+		h.start(ctx, svc)
+	}
+}
+
+func (h *masterHook) presenceChanged(ctx context.Context, svc Service, present bool) {
+	if !present || !svc.MasterElection {
+		delete(h.present, svc.Name)
+		h.stop(svc.Name)
+		return
+	}
+	h.present[svc.Name] = svc
+	if h.lease != 0 && ctx.Err() == nil {
+		h.stop(svc.Name)
+		h.start(ctx, svc)
+	}
+}
+
+// stop cancels the service's candidacy, if any; it winds down (resigning at
+// once) in its own goroutine.
+func (h *masterHook) stop(name string) {
+	if c := h.runs[name]; c != nil {
+		c.cancel()
+	}
+}
+
+// start campaigns for svc on the current lease. The new candidacy waits for
+// the service's previous one to finish, hooks included, so that the hooks of
+// one service run in order and two candidacies never share a key.
+func (h *masterHook) start(ctx context.Context, svc Service) {
+	var prev <-chan struct{}
+	if old := h.runs[svc.Name]; old != nil {
+		prev = old.done
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	c := &candidacy{cancel: cancel, done: make(chan struct{})}
+	h.runs[svc.Name] = c
+	cfg := h.a.Config()
+	lease := h.lease
+	h.wg.Go(func() {
+		defer close(c.done)
+		defer cancel()
+		if prev != nil {
+			<-prev
+		}
+		h.campaign(ctx, cctx, svc, cfg, lease)
+	})
+}
+
+// campaign runs the candidacy until cctx ends or the lease is gone. Hooks run
+// under the agent's context (ctx), not the candidacy's, so that on_standby
+// still runs after the unit stopped; they stop when the agent stops.
+func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Config, lease clientv3.LeaseID) {
+	log := h.a.log.With("service", svc.Name, "host", cfg.Host)
+	h.master.WithLabelValues(svc.Name).Set(0)
+	if cctx.Err() != nil {
+		return
+	}
+	cand, err := election.NewCandidate(h.a.cli, cfg.Keys(), svc.Name, cfg.Host, election.WithLogger(h.a.log))
+	if err != nil {
+		log.Error("cannot campaign for master", "err", err)
+		return
+	}
+	q := newHookQueue()
+	var hooks sync.WaitGroup
+	hooks.Go(func() { q.run(ctx, h.a, svc, cfg.Host) })
+	defer func() {
+		q.close()
+		hooks.Wait()
+	}()
+	err = cand.Run(cctx, lease, func(l *election.Leadership) {
+		h.master.WithLabelValues(svc.Name).Set(1)
+		log.Info("master: this host is master", "term", l.Term())
+		q.push(hookRun{master: true, term: l.Term()})
+		reason := "leadership lost"
+		select {
+		case <-l.Done():
+			if err := l.Err(); err != nil {
+				reason = err.Error()
+			}
+		case <-cctx.Done():
+			// Unit stopped, lease changed or agent stopping: resign now, so
+			// that another host takes over without waiting for a TTL.
+			reason = "service absent, lease changed or agent stopping"
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(cctx), etcdOpTimeout)
+			if err := l.Resign(rctx); err != nil {
+				log.Warn("resign failed; the key goes with the lease or the next campaign", "err", err)
+			}
+			cancel()
+		}
+		h.master.WithLabelValues(svc.Name).Set(0)
+		log.Info("master: this host is standby", "term", l.Term(), "reason", reason)
+		q.push(hookRun{master: false, term: l.Term()})
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Info("master campaign ended", "err", err)
+	}
+}
+
+// hookRun is one on_master (master) or on_standby run for a term.
+type hookRun struct {
+	master bool
+	term   int64
+}
+
+// hookQueue hands hook runs from the campaign to the goroutine that runs them
+// in order, so that a slow hook never delays noticing a lost leadership.
+type hookQueue struct {
+	mu     sync.Mutex
+	items  []hookRun
+	closed bool
+	wake   chan struct{} // cap 1
+}
+
+func newHookQueue() *hookQueue { return &hookQueue{wake: make(chan struct{}, 1)} }
+
+func (q *hookQueue) push(r hookRun) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	q.signal()
+}
+
+// close lets run return once the queue is drained.
+func (q *hookQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *hookQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run runs queued hooks in order until the queue is closed and empty. Once
+// ctx (the agent's) ends, what is left is skipped.
+func (q *hookQueue) run(ctx context.Context, a *Agent, svc Service, host string) {
+	for {
+		q.mu.Lock()
+		items, closed := q.items, q.closed
+		q.items = nil
+		q.mu.Unlock()
+		for _, r := range items {
+			argv, name := svc.OnStandby, "on_standby"
+			if r.master {
+				argv, name = svc.OnMaster, "on_master"
+			}
+			if len(argv) == 0 {
+				continue
+			}
+			if ctx.Err() != nil {
+				a.log.Info("agent stopping: hook not run", "hook", name, "service", svc.Name, "term", r.term)
+				continue
+			}
+			if out, err := runMasterHook(ctx, argv, svc.Name, host, r.term); err != nil {
+				a.log.Warn("hook failed", "hook", name, "service", svc.Name, "term", r.term, "argv", argv, "err", err, "output", out)
+			} else {
+				a.log.Debug("hook ran", "hook", name, "service", svc.Name, "term", r.term)
+			}
+		}
+		if closed && len(items) == 0 {
+			return
+		}
+		if len(items) == 0 {
+			<-q.wake
+		}
+	}
+}
+
+// runMasterHook runs argv (no shell) with the election's facts in its
+// environment, bounded by hookTimeout and ctx, and returns its combined
+// output (truncated) for the log.
+func runMasterHook(ctx context.Context, argv []string, service, host string, term int64) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, hookTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(),
+		"ROLLCALL_SERVICE="+service,
+		"ROLLCALL_HOST="+host,
+		"ROLLCALL_TERM="+strconv.FormatInt(term, 10))
+	// A child that keeps the output pipe open must not hold us past the kill.
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if len(out) > hookOutputMax {
+		out = append(out[:hookOutputMax], "..."...)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+		return string(out), fmt.Errorf("run %s: %w", argv[0], err)
+	}
+	return string(out), nil
+}
