@@ -125,7 +125,13 @@ func parse(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("rollcall elect", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	endpoints := fs.String("endpoints", etcdconn.DefaultEndpoint, "etcd client URLs, comma-separated")
+	// ROLLCALL_ENDPOINTS replaces the default as it does for ls and status,
+	// so one export points every rollcall command at the same cluster.
+	defEndpoints := etcdconn.DefaultEndpoint
+	if env := os.Getenv("ROLLCALL_ENDPOINTS"); env != "" {
+		defEndpoints = env
+	}
+	endpoints := fs.String("endpoints", defEndpoints, "etcd client URLs, comma-separated (default from $ROLLCALL_ENDPOINTS when set)")
 	fs.StringVar(&o.prefix, "prefix", registry.DefaultPrefix, "key prefix of the registry in etcd")
 	fs.StringVar(&o.cert, "cert", "", "client certificate (PEM) for mTLS to etcd")
 	fs.StringVar(&o.key, "key", "", "client key (PEM) for mTLS to etcd")

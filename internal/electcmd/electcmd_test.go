@@ -308,3 +308,23 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointsFromEnv: ROLLCALL_ENDPOINTS sets the default endpoints, as it
+// does for ls and status; an explicit --endpoints still wins.
+func TestEndpointsFromEnv(t *testing.T) {
+	t.Setenv("ROLLCALL_ENDPOINTS", "http://127.0.0.1:1,http://127.0.0.1:2")
+	o, err := parse([]string{"web", "--", "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(o.endpoints, ","); got != "http://127.0.0.1:1,http://127.0.0.1:2" {
+		t.Errorf("endpoints from env = %q", got)
+	}
+	o, err = parse([]string{"--endpoints", "http://127.0.0.1:3", "web", "--", "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(o.endpoints, ","); got != "http://127.0.0.1:3" {
+		t.Errorf("explicit endpoints = %q", got)
+	}
+}
