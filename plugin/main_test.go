@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // TestMain fails the package when a test leaves goroutines behind: every
@@ -11,13 +13,9 @@ import (
 // HTTP connections and the forward plugin's connection managers (in the
 // example Corefiles) wind down on their own after a test and are ignored.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	goleak.VerifyTestMain(m, append(testkit.EtcdLeakIgnores(),
 		goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
 		goleak.IgnoreAnyFunction("net/http.(*Server).Serve"),
 		goleak.IgnoreAnyFunction("github.com/coredns/coredns/plugin/pkg/proxy.(*Transport).connManager"),
-	)
+	)...)
 }

@@ -4,16 +4,13 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // TestMain checks that no agent leaves a goroutine behind once Run has
-// returned. Ignored: idle HTTP keep-alive connections between embedded etcd
-// cluster members, which etcd does not close when a member stops.
+// returned, ignoring only the idle HTTP connections embedded etcd leaves
+// between its members.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
-	)
+	goleak.VerifyTestMain(m, testkit.EtcdLeakIgnores()...)
 }
