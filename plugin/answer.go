@@ -1,33 +1,14 @@
 package rollcall
 
 // Response building: each name kind's records for the asked type, picked per
-// instance by the client's view, rotated, and bounded for UDP.
+// instance by the client's view, rotated, and packed (wire.go) as far as
+// they fit the client's buffer.
 
 import (
 	"math/rand/v2"
-	"net"
 
 	"github.com/miekg/dns"
 )
-
-// minRRLen is the smallest an A record can be on the wire with a compressed
-// owner name; no answer record is smaller.
-const minRRLen = 16
-
-// limitOf bounds how many records a UDP answer can possibly carry in the
-// client's buffer (512 or its EDNS0 size), so a service with thousands of
-// instances is not copied whole only to be cut. CoreDNS then trims the
-// message to the exact size once and sets TC. Over TCP there is no limit.
-func limitOf(w dns.ResponseWriter, r *dns.Msg) int {
-	if _, ok := w.RemoteAddr().(*net.UDPAddr); !ok {
-		return int(^uint(0) >> 1)
-	}
-	size := dns.MinMsgSize
-	if opt := r.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
-		size = int(opt.UDPSize())
-	}
-	return size / minRRLen
-}
 
 // rotation returns where a shuffled walk of n entries starts: answers are
 // rotated by a random offset, which spreads load at the cost of one random
@@ -41,159 +22,251 @@ func rotation(n int) int {
 
 func isAddrType(qtype uint16) bool { return qtype == dns.TypeA || qtype == dns.TypeAAAA }
 
-// answerService answers <service>.Z: A/AAAA of every instance, or SRV of
-// every instance port with the targets' addresses in the additional section.
-func answerService(m *dns.Msg, sa *svcAnswers, qtype uint16, view viewSet, lim int) result {
+// found is what a query name names in the index: settled before anything
+// is written, so that a name error can still fall through.
+type found struct {
+	res   result
+	kind  int
+	rev   int64 // revision served, the SOA serial
+	sa    *svcAnswers
+	ia    *instAnswers   // kindInstance
+	shard []*instAnswers // kindShard
+	pa    *portAnswers   // kindPort
+	svc   []byte         // the service's name (lower case), for targets
+}
+
+// find looks a parsed name up: one read of the index per query, two for a
+// `<service>-master` name.
+func (ix *index) find(qn qname) found {
+	f := found{res: nameError, kind: kindUnknown}
+	switch qn.kind {
+	case nameApex:
+		f.rev, _ = ix.lookup(nil)
+		f.kind, f.res = kindApex, success
+	case nameOne:
+		f.rev, f.sa = ix.lookup(qn.a)
+		if f.sa != nil {
+			f.kind, f.res, f.svc = kindService, success, qn.a
+			break
+		}
+		if base := masterBase(qn.a); base != nil {
+			if f.rev, f.sa = ix.lookup(base); f.sa != nil && f.sa.master != nil {
+				f.kind, f.res, f.svc = kindMaster, success, base
+			}
+		}
+	case nameTwo:
+		f.rev, f.sa = ix.lookup(qn.svc)
+		if f.sa == nil {
+			break
+		}
+		f.svc = qn.svc
+		if ia := f.sa.byHost[string(qn.a)]; ia != nil {
+			f.kind, f.res, f.ia = kindInstance, success, ia
+		} else if shard := f.sa.byShard[string(qn.a)]; shard != nil {
+			f.kind, f.res, f.shard = kindShard, success, shard
+		}
+	case namePort:
+		f.rev, f.sa = ix.lookup(qn.svc)
+		if f.sa != nil {
+			if pa := f.sa.ports[string(qn.a)]; pa != nil {
+				f.kind, f.res, f.pa, f.svc = kindPort, success, pa, qn.svc
+			}
+		}
+	default:
+		f.rev, _ = ix.lookup(nil)
+	}
+	return f
+}
+
+// reply is one response being packed: the query, the client's view and
+// where the names it points at are in the packed question.
+type reply struct {
+	w     *wire
+	qtype uint16
+	view  viewSet
+	ttl   uint32
+	zone  []byte // the zone, packed lower case
+	// Offsets in the question: the zone, and <service>.<zone> (for names
+	// below a service; the question itself for service names).
+	zoneAt, svcAt int
+}
+
+// answer packs the answer of f and returns the outcome: success, or noData
+// when the name has no records of the type; a name error adds the SOA. The
+// caller has written the header and question.
+func (p *reply) answer(f *found) result {
+	res := f.res
+	if res == success {
+		switch f.kind {
+		case kindApex:
+			res = p.apex(f.rev)
+		case kindService:
+			res = p.service(f.sa, f.svc)
+		case kindInstance:
+			res = p.instance(f.ia, f.svc)
+		case kindShard:
+			res = p.shard(f.shard)
+		case kindPort:
+			res = p.port(f.pa, f.svc)
+		case kindMaster:
+			res = p.master(f.sa.master, f.svc)
+		}
+	}
+	switch res {
+	case nameError:
+		p.w.setRcode(dns.RcodeNameError)
+		p.w.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
+	case noData:
+		p.w.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
+	}
+	return res
+}
+
+// apex answers Z: its SOA or NS.
+func (p *reply) apex(rev int64) result {
+	switch p.qtype {
+	case dns.TypeSOA:
+		p.w.soa(secAnswer, p.zoneAt, uint32(rev), p.ttl)
+	case dns.TypeNS:
+		p.w.ns(p.zoneAt, p.ttl)
+	}
+	return p.outcome()
+}
+
+// question is the owner of records named as asked.
+var question = owner{at: headerLen}
+
+// service answers <service>.Z: A/AAAA of every instance, or SRV of every
+// instance port with the targets' addresses in the additional section.
+func (p *reply) service(sa *svcAnswers, svc []byte) result {
 	n := len(sa.insts)
 	off := rotation(n)
 	switch {
-	case isAddrType(qtype):
-		ans := make([]dns.RR, 0, min(n, lim))
-		for i := 0; i < n; i++ {
-			rrs := sa.insts[(off+i)%n].svc
-			set := sa.insts[(off+i)%n].set(rrs, view).of(qtype)
-			if len(ans)+len(set) > lim {
-				m.Truncated = true
-				break
-			}
-			ans = append(ans, set...)
-		}
-		m.Answer = ans
-	case qtype == dns.TypeSRV:
-		// Typically one port and one or two addresses per instance.
-		ans := make([]dns.RR, 0, min(n, lim))
-		extra := make([]dns.RR, 0, min(2*n, lim))
+	case isAddrType(p.qtype):
 		for i := 0; i < n; i++ {
 			ia := sa.insts[(off+i)%n]
-			if len(ia.srvSvc) == 0 {
-				continue
-			}
-			if len(ans)+len(ia.srvSvc) > lim {
-				m.Truncated = true
+			if _, ok := p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl); !ok {
 				break
 			}
-			ans = append(ans, ia.srvSvc...)
-			extra = appendAddrs(extra, ia.set(ia.self, view), lim-len(ans))
 		}
-		m.Answer, m.Extra = ans, extra
+	case p.qtype == dns.TypeSRV:
+		for i := 0; i < n && !p.w.full; i++ {
+			p.srvs(sa.insts[(off+i)%n], svc)
+		}
+		p.additional()
 	}
-	if len(m.Answer) == 0 {
+	return p.outcome()
+}
+
+// srvs packs an SRV per port of an instance, its target <host>.<svc>.Z,
+// and notes the target for the additional section.
+func (p *reply) srvs(ia *instAnswers, svc []byte) {
+	for j, port := range ia.ports {
+		at := p.w.srv(secAnswer, question, uint16(port.Port), ia.host, svc, p.zone, p.ttl)
+		if at < 0 {
+			return
+		}
+		if j == 0 {
+			p.w.targets = append(p.w.targets, target{off: at, host: ia.host, ips: ia.addrsFor(p.view)})
+		}
+	}
+}
+
+// additional packs the noted targets' addresses while they fit: a target's
+// addresses all or none; leaving some out does not truncate the answer.
+func (p *reply) additional() {
+	for _, t := range p.w.targets {
+		p.w.addrsAll(secAdditional, ownerAt(t.off, t.host, p.svcAt), t.ips, p.ttl)
+	}
+}
+
+func (p *reply) outcome() result {
+	if p.w.count[secAnswer] == 0 {
 		return noData
 	}
 	return success
 }
 
-// appendAddrs adds a target's A and AAAA records to the additional section
-// while they fit the UDP limit; CoreDNS trims the rest.
-func appendAddrs(extra []dns.RR, s *addrSet, room int) []dns.RR {
-	if len(extra)+len(s.a)+len(s.aaaa) > room {
-		return extra
-	}
-	extra = append(extra, s.a...)
-	return append(extra, s.aaaa...)
-}
-
-// answerInstance answers <host>.<service>.Z: its A/AAAA, or SRV per port.
-func answerInstance(m *dns.Msg, ia *instAnswers, qtype uint16, view viewSet) result {
+// instance answers <host>.<service>.Z: its A/AAAA, or SRV per port.
+func (p *reply) instance(ia *instAnswers, svc []byte) result {
 	switch {
-	case isAddrType(qtype):
-		m.Answer = own(ia.set(ia.self, view).of(qtype))
-	case qtype == dns.TypeSRV && len(ia.srvSelf) > 0:
-		m.Answer = own(ia.srvSelf)
-		m.Extra = appendAddrs(nil, ia.set(ia.self, view), 1<<30)
+	case isAddrType(p.qtype):
+		p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl)
+	case p.qtype == dns.TypeSRV:
+		p.srvs(ia, svc)
+		// The target is the question's name.
+		for i := range p.w.targets {
+			p.w.targets[i].off = headerLen
+		}
+		p.additional()
 	}
-	if len(m.Answer) == 0 {
-		return noData
-	}
-	return success
+	return p.outcome()
 }
 
-// answerShard answers <shard>.<service>.Z: A/AAAA of the instances that
+// shard answers <shard>.<service>.Z: A/AAAA of the instances that
 // registered that shard id.
-func answerShard(m *dns.Msg, insts []*instAnswers, qtype uint16, view viewSet, lim int) result {
-	if !isAddrType(qtype) {
+func (p *reply) shard(insts []*instAnswers) result {
+	if !isAddrType(p.qtype) {
 		return noData
 	}
 	n := len(insts)
-	if n == 1 {
-		m.Answer = own(insts[0].set(insts[0].shard, view).of(qtype))
-	} else {
-		off := rotation(n)
-		var ans []dns.RR
-		for i := 0; i < n; i++ {
-			ia := insts[(off+i)%n]
-			set := ia.set(ia.shard, view).of(qtype)
-			if len(ans)+len(set) > lim {
-				m.Truncated = true
-				break
-			}
-			ans = append(ans, set...)
-		}
-		m.Answer = ans
-	}
-	if len(m.Answer) == 0 {
-		return noData
-	}
-	return success
-}
-
-// answerPort answers _<port>._<proto>.<service>.Z: SRV per instance having
-// that port, the targets' addresses in the additional section.
-func answerPort(m *dns.Msg, pa *portAnswers, qtype uint16, view viewSet, lim int) result {
-	if qtype != dns.TypeSRV {
-		return noData
-	}
-	n := len(pa.srv)
 	off := rotation(n)
-	ans := make([]dns.RR, 0, min(n, lim))
-	extra := make([]dns.RR, 0, min(2*n, lim))
 	for i := 0; i < n; i++ {
-		j := (off + i) % n
-		if len(ans) >= lim {
-			m.Truncated = true
+		if _, ok := p.w.addrs(secAnswer, question, insts[(off+i)%n].addrsFor(p.view), p.qtype, p.ttl); !ok {
 			break
 		}
-		ans = append(ans, pa.srv[j])
+	}
+	return p.outcome()
+}
+
+// port answers _<port>._<proto>.<service>.Z: SRV per instance having that
+// port, the targets' addresses in the additional section.
+func (p *reply) port(pa *portAnswers, svc []byte) result {
+	if p.qtype != dns.TypeSRV {
+		return noData
+	}
+	n := len(pa.insts)
+	off := rotation(n)
+	for i := 0; i < n; i++ {
+		j := (off + i) % n
 		ia := pa.insts[j]
-		extra = appendAddrs(extra, ia.set(ia.self, view), lim-len(ans))
+		at := p.w.srv(secAnswer, question, pa.port[j], ia.host, svc, p.zone, p.ttl)
+		if at < 0 {
+			break
+		}
+		p.w.targets = append(p.w.targets, target{off: at, host: ia.host, ips: ia.addrsFor(p.view)})
 	}
-	m.Answer, m.Extra = ans, extra
-	return success
+	p.additional()
+	return p.outcome()
 }
 
-// answerMaster answers <service>-master.Z: CNAME to <host>.<service>.Z with
-// the master's records of the asked type, or the TXT "host=" "term=".
-func answerMaster(m *dns.Msg, ma *masterAnswers, qtype uint16, view viewSet, lim int) result {
+// master answers <service>-master.Z: CNAME to <host>.<service>.Z with the
+// master's records of the asked type, or the TXT "host=" "term=".
+func (p *reply) master(ma *masterAnswers, svc []byte) result {
 	ia := ma.inst
-	switch qtype {
-	case dns.TypeTXT:
-		m.Answer = []dns.RR{ma.txt}
-		return success
-	case dns.TypeCNAME:
-		m.Answer = []dns.RR{ma.cname}
-		return success
+	if p.qtype == dns.TypeTXT {
+		p.w.txt(question, ma.txt, p.ttl)
+		return p.outcome()
+	}
+	at := p.w.cname(question, ia.host, svc, p.zoneAt, p.ttl)
+	if at < 0 {
+		return p.outcome()
+	}
+	// Records owned by the CNAME's target: a pointer to it (it is near the
+	// start of the message).
+	self := owner{at: at}
+	switch p.qtype {
 	case dns.TypeA, dns.TypeAAAA:
-		set := ia.set(ia.self, view).of(qtype)
-		ans := make([]dns.RR, 0, 1+len(set))
-		ans = append(ans, ma.cname)
-		m.Answer = append(ans, set...)
+		p.w.addrs(secAnswer, self, ia.addrsFor(p.view), p.qtype, p.ttl)
 	case dns.TypeSRV:
-		ans := make([]dns.RR, 0, 1+len(ia.srvSelf))
-		ans = append(ans, ma.cname)
-		m.Answer = append(ans, ia.srvSelf...)
-		m.Extra = appendAddrs(nil, ia.set(ia.self, view), lim)
-	default:
-		m.Answer = []dns.RR{ma.cname}
+		for _, port := range ia.ports {
+			if p.w.srv(secAnswer, self, uint16(port.Port), ia.host, svc, p.zone, p.ttl) < 0 {
+				break
+			}
+		}
+		if len(ia.ports) > 0 {
+			p.w.addrsAll(secAdditional, self, ia.addrsFor(p.view), p.ttl)
+		}
 	}
-	return success
-}
-
-// own copies index records into a slice of the response's own. Sections are
-// never handed out aliased: later plugins and CoreDNS append to them (OPT)
-// or reorder them in place (loadbalance), which must not touch the index.
-func own(rrs []dns.RR) []dns.RR {
-	if len(rrs) == 0 {
-		return nil
-	}
-	return append(make([]dns.RR, 0, len(rrs)), rrs...)
+	return p.outcome()
 }

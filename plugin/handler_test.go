@@ -41,7 +41,8 @@ func blockHandler(t testing.TB, zone, body string, st *state) *Rollcall {
 	if err != nil {
 		t.Fatalf("parse block %s: %v", zone, err)
 	}
-	rc := &Rollcall{cfg: cfg, ix: newIndex(cfg.zones, cfg.nets, cfg.ttl, cfg.local), Next: test.ErrorHandler()}
+	rc := newRollcall(cfg)
+	rc.Next = test.ErrorHandler()
 	rc.ix.replace(st)
 	return rc
 }

@@ -7,74 +7,57 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/miekg/dns"
-
 	"github.com/rollcall/rollcall/registry"
 )
 
-// The index is one server block's DNS view of the registry: for every zone
-// and service, the resource records each kind of name answers with, built
-// when the registry changes so that a query only picks and copies pointers.
-// Records are shared by concurrent queries and never modified once built.
+// The index is one server block's DNS view of the registry: for every
+// service, what each kind of name answers with, built when the registry
+// changes so that a query only follows pointers. It holds no names or
+// records: answers are packed at query time (wire.go) from the addresses
+// and ports the registry records already hold, so an instance costs a few
+// words, whatever the number of zones and networks. Everything reachable
+// from the index is shared by concurrent queries and never modified.
 
-// addrSet is one instance's A and AAAA records on one network, under one owner
-// name.
-type addrSet struct {
-	a, aaaa []dns.RR
-}
-
-func (s *addrSet) of(qtype uint16) []dns.RR {
-	if qtype == dns.TypeA {
-		return s.a
-	}
-	return s.aaaa
-}
-
-// instAnswers is what one instance contributes to answers. The address sets
-// are indexed by network (Corefile order); the last one is public.
+// instAnswers is what one instance contributes to answers.
 type instAnswers struct {
 	// The records this was built from: an unchanged instance is reused
 	// when its service is rebuilt.
 	src     *registry.Instance
 	srcHost *registry.Host
 
-	host  string
-	nets  viewSet   // networks the instance has addresses on
-	svc   []addrSet // owner <service>.Z
-	self  []addrSet // owner <host>.<service>.Z
-	shard []addrSet // owner <shard>.<service>.Z, nil without a shard
-	// SRV records for every port, target <host>.<service>.Z.
-	srvSvc  []dns.RR // owner <service>.Z
-	srvSelf []dns.RR // owner <host>.<service>.Z
-	// Per port: its "_<port>._<proto>" and SRV owned by that name.
-	portKeys []string
-	srvPort  []dns.RR
+	host string  // its host name, the first label of <host>.<service>.Z
+	nets viewSet // networks the instance has addresses on
+	pub  []netip.Addr
+	// on[i] is its addresses on network i (Corefile order); nil when the
+	// instance is on no network of the block.
+	on    [][]netip.Addr
+	ports []registry.Port
 }
 
-// set returns the addresses a client with this view gets (DESIGN.md, Views).
-func (ia *instAnswers) set(sets []addrSet, view viewSet) *addrSet {
-	k := pick(view, ia.nets)
-	if k < 0 || k >= len(sets)-1 {
-		k = len(sets) - 1
+// addrsFor returns the addresses a client with this view gets (DESIGN.md,
+// Views): those on the first network both are on, else the public ones.
+func (ia *instAnswers) addrsFor(view viewSet) []netip.Addr {
+	if k := pick(view, ia.nets); k >= 0 {
+		return ia.on[k]
 	}
-	return &sets[k]
+	return ia.pub
 }
 
-// portAnswers is one named port of a service: an SRV per instance having it.
+// portAnswers is one named port of a service: the instances having it and
+// their port numbers.
 type portAnswers struct {
-	srv   []dns.RR
-	insts []*instAnswers // insts[i] is srv[i]'s target
+	insts []*instAnswers
+	port  []uint16
 }
 
 // masterAnswers is the elected master of a service.
 type masterAnswers struct {
-	cname dns.RR
-	txt   dns.RR
-	inst  *instAnswers
+	inst *instAnswers
+	txt  []byte // TXT "host=<host>" "term=<term>", packed
 }
 
-// svcAnswers is everything served under one service in one zone. A service
-// exists in DNS while it has at least one instance.
+// svcAnswers is everything served under one service. A service exists in
+// DNS while it has at least one instance.
 type svcAnswers struct {
 	insts   []*instAnswers // sorted by host
 	byHost  map[string]*instAnswers
@@ -83,47 +66,35 @@ type svcAnswers struct {
 	master  *masterAnswers          // nil: no master served
 }
 
-// zoneData is one zone's answers: the apex records and the services.
-type zoneData struct {
-	soa, ns  dns.RR
-	services map[string]*svcAnswers
-}
-
-// index is one server block's answers for all its zones. Queries take the
-// read lock only to look a service up; what they get is immutable.
+// index is one server block's answers. Queries take the read lock only to
+// look a service up; what they get is immutable.
 type index struct {
-	zones []string // lower-case, fully qualified
 	nets  []network
-	ttl   uint32
 	local string // `local HOST`, "" when unset
 
 	loaded atomic.Bool // set once the first list is in
 
 	mu        sync.RWMutex
-	data      []*zoneData // per zone, same order as zones
+	services  map[string]*svcAnswers
+	rev       int64 // etcd revision of the data served: the SOA serial
 	localView viewSet
 }
 
-func newIndex(zones []string, nets []network, ttl uint32, local string) *index {
-	ix := &index{zones: zones, nets: nets, ttl: ttl, local: local}
-	ix.data = make([]*zoneData, len(zones))
-	for i, z := range zones {
-		ix.data[i] = &zoneData{services: map[string]*svcAnswers{}, soa: ix.soa(z, 0), ns: ix.nsRR(z)}
-	}
-	return ix
+func newIndex(nets []network, local string) *index {
+	return &index{nets: nets, local: local, services: map[string]*svcAnswers{}}
 }
 
-// lookup returns the zone's SOA and the named service (nil when absent) in
-// one consistent read.
-func (ix *index) lookup(zone int, svc []byte) (soa, ns dns.RR, sa *svcAnswers) {
+// lookup returns the revision served and the named service (nil when
+// absent) in one consistent read.
+func (ix *index) lookup(svc []byte) (int64, *svcAnswers) {
 	ix.mu.RLock()
-	zd := ix.data[zone]
-	soa, ns = zd.soa, zd.ns
+	rev := ix.rev
+	var sa *svcAnswers
 	if svc != nil {
-		sa = zd.services[string(svc)]
+		sa = ix.services[string(svc)]
 	}
 	ix.mu.RUnlock()
-	return soa, ns, sa
+	return rev, sa
 }
 
 func (ix *index) view() viewSet {
@@ -138,20 +109,15 @@ func (ix *index) isLoaded() bool { return ix.loaded.Load() }
 // replace rebuilds every answer from st: after the first list and after every
 // re-list, so that deletes missed while the watch was down are applied.
 func (ix *index) replace(st *state) {
-	data := make([]*zoneData, len(ix.zones))
-	for i, z := range ix.zones {
-		zd := &zoneData{services: make(map[string]*svcAnswers, len(st.insts)), soa: ix.soa(z, st.rev), ns: ix.nsRR(z)}
-		for svc := range st.insts {
-			if sa := ix.buildService(st, z, svc, nil); sa != nil {
-				zd.services[svc] = sa
-			}
+	services := make(map[string]*svcAnswers, len(st.insts))
+	for svc := range st.insts {
+		if sa := ix.buildService(st, svc, nil); sa != nil {
+			services[svc] = sa
 		}
-		data[i] = zd
 	}
 	lv := ix.buildLocalView(st)
 	ix.mu.Lock()
-	ix.data = data
-	ix.localView = lv
+	ix.services, ix.rev, ix.localView = services, st.rev, lv
 	ix.mu.Unlock()
 	ix.loaded.Store(true)
 }
@@ -161,36 +127,26 @@ func (ix *index) replace(st *state) {
 func (ix *index) update(st *state, ch changes) {
 	type built struct {
 		svc string
-		sa  []*svcAnswers // per zone
+		sa  *svcAnswers
 	}
-	var all []built
+	all := make([]built, 0, len(ch.services))
 	for svc := range ch.services {
-		b := built{svc: svc, sa: make([]*svcAnswers, len(ix.zones))}
-		for i, z := range ix.zones {
-			// Only this goroutine writes ix.data, so it may read it unlocked.
-			b.sa[i] = ix.buildService(st, z, svc, ix.data[i].services[svc])
-		}
-		all = append(all, b)
-	}
-	soas := make([]dns.RR, len(ix.zones))
-	for i, z := range ix.zones {
-		soas[i] = ix.soa(z, st.rev)
+		// Only this goroutine writes ix.services, so it may read it unlocked.
+		all = append(all, built{svc, ix.buildService(st, svc, ix.services[svc])})
 	}
 	lv, newLocal := viewSet(0), false
 	if _, ok := ch.hosts[ix.local]; ok && ix.local != "" {
 		lv, newLocal = ix.buildLocalView(st), true
 	}
 	ix.mu.Lock()
-	for i, zd := range ix.data {
-		for _, b := range all {
-			if b.sa[i] == nil {
-				delete(zd.services, b.svc)
-			} else {
-				zd.services[b.svc] = b.sa[i]
-			}
+	for _, b := range all {
+		if b.sa == nil {
+			delete(ix.services, b.svc)
+		} else {
+			ix.services[b.svc] = b.sa
 		}
-		zd.soa = soas[i]
 	}
+	ix.rev = st.rev
 	if newLocal {
 		ix.localView = lv
 	}
@@ -220,43 +176,18 @@ func (ix *index) buildLocalView(st *state) viewSet {
 	return v
 }
 
-func (ix *index) hdr(name string, t uint16) dns.RR_Header {
-	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: ix.ttl}
-}
-
-// soa is the zone's SOA: the serial is the etcd revision of the data served
-// (truncated to 32 bits), the minimum (negative TTL) is the answer TTL.
-func (ix *index) soa(zone string, rev int64) dns.RR {
-	return &dns.SOA{
-		Hdr:     ix.hdr(zone, dns.TypeSOA),
-		Ns:      "ns.dns." + zone,
-		Mbox:    "hostmaster." + zone,
-		Serial:  uint32(rev),
-		Refresh: 7200,
-		Retry:   1800,
-		Expire:  86400,
-		Minttl:  ix.ttl,
-	}
-}
-
-func (ix *index) nsRR(zone string) dns.RR {
-	return &dns.NS{Hdr: ix.hdr(zone, dns.TypeNS), Ns: "ns.dns." + zone}
-}
-
-// buildService builds one service's answers in one zone, or nil when the
-// service has no instance. Instances whose records are unchanged since old
-// was built are reused, so a change to one instance of a large service
-// rebuilds that instance's records only (and the service's lists).
-func (ix *index) buildService(st *state, zone, svc string, old *svcAnswers) *svcAnswers {
+// buildService builds one service's answers, or nil when the service has
+// no instance. Instances whose records are unchanged since old was built are
+// reused, so a change to one instance of a large service rebuilds that
+// instance only (and the service's lists).
+func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswers {
 	insts := st.insts[svc]
 	if len(insts) == 0 {
 		return nil
 	}
-	svcName := svc + "." + zone
 	sa := &svcAnswers{
-		byHost:  make(map[string]*instAnswers, len(insts)),
-		byShard: map[string][]*instAnswers{},
-		ports:   map[string]*portAnswers{},
+		insts:  make([]*instAnswers, 0, len(insts)),
+		byHost: make(map[string]*instAnswers, len(insts)),
 	}
 	hosts := make([]string, 0, len(insts))
 	for h := range insts {
@@ -272,89 +203,80 @@ func (ix *index) buildService(st *state, zone, svc string, old *svcAnswers) *svc
 			}
 		}
 		if ia == nil {
-			ia = ix.buildInstance(st, in, svcName)
+			ia = ix.buildInstance(st, in)
 		}
 		sa.insts = append(sa.insts, ia)
 		sa.byHost[h] = ia
 		if in.Shard != "" {
+			if sa.byShard == nil {
+				sa.byShard = map[string][]*instAnswers{}
+			}
 			sa.byShard[in.Shard] = append(sa.byShard[in.Shard], ia)
 		}
-		for j, key := range ia.portKeys {
+		for _, p := range in.Ports {
+			if sa.ports == nil {
+				sa.ports = map[string]*portAnswers{}
+			}
+			key := "_" + p.Name + "._" + p.Proto
 			pa := sa.ports[key]
 			if pa == nil {
 				pa = &portAnswers{}
 				sa.ports[key] = pa
 			}
-			pa.srv = append(pa.srv, ia.srvPort[j])
 			pa.insts = append(pa.insts, ia)
+			pa.port = append(pa.port, uint16(p.Port))
 		}
 	}
 	// The master is served only while the elected host has an instance of
 	// the service: its CNAME then always points at a name that resolves.
 	if host, term, ok := st.leader(svc); ok {
 		if ia := sa.byHost[host]; ia != nil {
-			owner := svc + "-master." + zone
-			sa.master = &masterAnswers{
-				cname: &dns.CNAME{Hdr: ix.hdr(owner, dns.TypeCNAME), Target: host + "." + svcName},
-				txt:   &dns.TXT{Hdr: ix.hdr(owner, dns.TypeTXT), Txt: []string{"host=" + host, "term=" + strconv.FormatInt(term, 10)}},
-				inst:  ia,
-			}
+			sa.master = &masterAnswers{inst: ia, txt: packTXT("host="+host, "term="+strconv.FormatInt(term, 10))}
 		}
 	}
 	return sa
 }
 
-func (ix *index) srv(owner, target string, port int) dns.RR {
-	// Every target has the same priority and weight: clients spread load
-	// themselves, and the answer order is shuffled per query.
-	return &dns.SRV{Hdr: ix.hdr(owner, dns.TypeSRV), Priority: 10, Weight: 10, Port: uint16(port), Target: target}
+// packTXT packs TXT character strings (each under 256 bytes).
+func packTXT(strs ...string) []byte {
+	var b []byte
+	for _, s := range strs {
+		b = appendLabel(b, s)
+	}
+	return b
 }
 
-func (ix *index) buildInstance(st *state, in *registry.Instance, svcName string) *instAnswers {
+func (ix *index) buildInstance(st *state, in *registry.Instance) *instAnswers {
 	addrs := st.addrsOf(in)
-	selfName := in.Host + "." + svcName
-	ia := &instAnswers{src: in, srcHost: st.hosts[in.Host], host: in.Host}
+	ia := &instAnswers{src: in, srcHost: st.hosts[in.Host], host: in.Host, ports: in.Ports}
+	ia.pub = servable(addrs[registry.PublicNetwork])
 	for i, n := range ix.nets {
-		if len(addrs[n.name]) > 0 {
-			ia.nets |= 1 << uint(i)
+		if len(addrs[n.name]) == 0 {
+			continue
 		}
-	}
-	ia.svc = ix.addrSets(addrs, ia.nets, svcName)
-	ia.self = ix.addrSets(addrs, ia.nets, selfName)
-	if in.Shard != "" {
-		ia.shard = ix.addrSets(addrs, ia.nets, in.Shard+"."+svcName)
-	}
-	for _, p := range in.Ports {
-		key := "_" + p.Name + "._" + p.Proto
-		ia.srvSvc = append(ia.srvSvc, ix.srv(svcName, selfName, p.Port))
-		ia.srvSelf = append(ia.srvSelf, ix.srv(selfName, selfName, p.Port))
-		ia.portKeys = append(ia.portKeys, key)
-		ia.srvPort = append(ia.srvPort, ix.srv(key+"."+svcName, selfName, p.Port))
+		if ia.on == nil {
+			ia.on = make([][]netip.Addr, len(ix.nets))
+		}
+		ia.nets |= 1 << uint(i)
+		ia.on[i] = servable(addrs[n.name])
 	}
 	return ia
 }
 
-// addrSets returns one address set per network of the block plus public
-// (last), each under owner. Networks the instance is not on stay empty.
-func (ix *index) addrSets(addrs registry.Addrs, nets viewSet, owner string) []addrSet {
-	sets := make([]addrSet, len(ix.nets)+1)
-	for i, n := range ix.nets {
-		if nets&(1<<uint(i)) != 0 {
-			sets[i] = ix.addrSet(addrs[n.name], owner)
+// servable returns the addresses that can be served as A or AAAA: the
+// registry validates them, but an IPv4-mapped IPv6 address has no family
+// of its own and is left out. The slice is shared when nothing is.
+func servable(ips []netip.Addr) []netip.Addr {
+	for i, ip := range ips {
+		if ip.Is4In6() || !ip.IsValid() {
+			out := append([]netip.Addr(nil), ips[:i]...)
+			for _, ip := range ips[i+1:] {
+				if !ip.Is4In6() && ip.IsValid() {
+					out = append(out, ip)
+				}
+			}
+			return out
 		}
 	}
-	sets[len(ix.nets)] = ix.addrSet(addrs[registry.PublicNetwork], owner)
-	return sets
-}
-
-func (ix *index) addrSet(ips []netip.Addr, owner string) addrSet {
-	var s addrSet
-	for _, ip := range ips {
-		if ip.Is4() {
-			s.a = append(s.a, &dns.A{Hdr: ix.hdr(owner, dns.TypeA), A: ip.AsSlice()})
-		} else if ip.Is6() && !ip.Is4In6() {
-			s.aaaa = append(s.aaaa, &dns.AAAA{Hdr: ix.hdr(owner, dns.TypeAAAA), AAAA: ip.AsSlice()})
-		}
-	}
-	return s
+	return ips
 }

@@ -36,7 +36,7 @@ func bigState(tb testing.TB) *state {
 // others' (and its unchanged siblings') are kept.
 func BenchmarkIndexUpdateOneInstance(b *testing.B) {
 	st := bigState(b)
-	ix := newIndex([]string{"infra.example.com."}, testNets(), 5, "")
+	ix := newIndex(testNets(), "")
 	ix.replace(st)
 	b.ReportAllocs()
 	i := 0
@@ -56,7 +56,7 @@ func BenchmarkIndexUpdateOneInstance(b *testing.B) {
 // the first list and every re-list cost, off the query path.
 func BenchmarkIndexReplace(b *testing.B) {
 	st := bigState(b)
-	ix := newIndex([]string{"infra.example.com."}, testNets(), 5, "")
+	ix := newIndex(testNets(), "")
 	b.ReportAllocs()
 	for b.Loop() {
 		ix.replace(st)

@@ -45,9 +45,9 @@ func TestAcquireRelease(t *testing.T) {
 		t.Fatalf("loader stopped while a block still uses it")
 	default:
 	}
-	ix := newIndex([]string{"b.example."}, nil, 5, "")
+	ix := newIndex(nil, "")
 	b.subscribe(ix)
-	if ix.data[0].services["web"] == nil {
+	if ix.services["web"] == nil {
 		t.Errorf("late subscriber not filled from the loaded state")
 	}
 	b.unsubscribe(ix)

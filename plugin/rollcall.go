@@ -2,10 +2,13 @@ package rollcall
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/pkg/edns"
+	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 )
 
@@ -15,13 +18,23 @@ const pluginName = "rollcall"
 // Rollcall is the handler of one server block. ServeDNS is the DNS query
 // path: it parses the name (parse.go), looks it up in the in-memory index
 // (index.go) that the loader (loader.go) keeps up to date from etcd, picks
-// the client's view (view.go) and writes the answer. It never calls etcd.
+// the client's view (view.go) and packs the answer (answer.go, wire.go). It
+// never calls etcd.
 type Rollcall struct {
 	Next plugin.Handler
 
-	cfg *config
-	ix  *index
-	ld  *loader // set by OnStartup, shared with other blocks
+	cfg   *config
+	ix    *index
+	zones [][]byte // cfg.zones packed, same order
+	ld    *loader  // set by OnStartup, shared with other blocks
+}
+
+func newRollcall(cfg *config) *Rollcall {
+	rc := &Rollcall{cfg: cfg, ix: newIndex(cfg.nets, cfg.local)}
+	for _, z := range cfg.zones {
+		rc.zones = append(rc.zones, packZone(z))
+	}
+	return rc
 }
 
 // Name implements plugin.Handler.
@@ -60,24 +73,65 @@ func (rc *Rollcall) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if zone < 0 || q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return plugin.NextOrFailure(rc.Name(), rc.Next, ctx, w, r)
 	}
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		// The registry is not a zone to copy: who may see which address
+		// depends on the client (CoreDNS writes the REFUSED).
+		return dns.RcodeRefused, nil
+	}
 	if !rc.ix.isLoaded() {
 		// Before the first list nothing is known: NXDOMAIN would be
 		// cached as a lie, so let the client retry (CoreDNS writes it).
 		return dns.RcodeServerFailure, nil
 	}
 	var buf [maxName]byte
-	qn := parseQuery(buf[:], q.Name[:cut])
-
-	m := new(dns.Msg)
-	m.SetReply(r)
-	m.Authoritative = true
-	lim := limitOf(w, r)
-	view, ecs := rc.viewOf(w, r)
-	res, kind := rc.answer(m, zone, qn, q.Qtype, view, lim)
-	requestsByKind[kind].Inc()
-
-	if res == nameError && rc.cfg.fall.Through(q.Name) {
+	f := rc.ix.find(parseQuery(buf[:], q.Name[:cut]))
+	requestsByKind[f.kind].Inc()
+	if f.res == nameError && rc.cfg.fall.Through(q.Name) {
 		return plugin.NextOrFailure(rc.Name(), rc.Next, ctx, w, r)
+	}
+	view, ecs := rc.viewOf(w, r)
+	return rc.respond(w, r, q, zone, &f, view, ecs)
+}
+
+// respond packs the answer to r and writes it: as packed when the writer
+// is CoreDNS's own (no plugin before this one wraps it), else unpacked into
+// a dns.Msg so that wrapping plugins (log, metrics, rewrite...) see it.
+func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, q dns.Question, zone int, f *found, view viewSet, ecs *dns.EDNS0_SUBNET) (int, error) {
+	raw, opt := rawWriter(w, r)
+	limit := sizeLimit(w, r)
+	if opt != nil {
+		// Room for the OPT record CoreDNS (or this, when raw) adds.
+		limit -= optLen
+		if ecs != nil {
+			limit -= ecsLen(ecs)
+		}
+	}
+	wb := getWire(limit)
+	defer putWire(wb)
+	if !wb.header(r, q, dns.RcodeSuccess) {
+		return dns.RcodeFormatError, nil
+	}
+	zw := rc.zones[zone]
+	p := reply{w: wb, qtype: q.Qtype, view: view, ttl: rc.cfg.ttl, zone: zw, zoneAt: wb.suffix(len(zw)), svcAt: headerLen}
+	if len(f.svc) > 0 && f.kind != kindService && f.kind != kindMaster {
+		p.svcAt = wb.suffix(1 + len(f.svc) + len(zw))
+	}
+	p.answer(f)
+	if raw != nil {
+		if opt != nil {
+			wb.opt(opt, ecs)
+		}
+		wb.finish()
+		if _, err := raw.Write(wb.b); err != nil {
+			return dns.RcodeServerFailure, fmt.Errorf("write answer to %v: %w", w.RemoteAddr(), err)
+		}
+		return dns.RcodeSuccess, nil
+	}
+	wb.finish()
+	m := new(dns.Msg)
+	if err := m.Unpack(wb.b); err != nil {
+		// A bug here, never the client's doing: say what was asked.
+		return dns.RcodeServerFailure, fmt.Errorf("unpack own answer to %s %s: %w", q.Name, dns.Type(q.Qtype), err)
 	}
 	if ecs != nil {
 		echoECS(m, r, ecs)
@@ -86,69 +140,38 @@ func (rc *Rollcall) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	return dns.RcodeSuccess, nil
 }
 
-// answer fills m for a parsed name and returns the outcome and the kind of
-// name it was.
-func (rc *Rollcall) answer(m *dns.Msg, zone int, qn qname, qtype uint16, view viewSet, lim int) (result, int) {
-	var res result
-	kind := kindUnknown
-	var soa dns.RR
-	switch qn.kind {
-	case nameApex:
-		var ns dns.RR
-		soa, ns, _ = rc.ix.lookup(zone, nil)
-		kind, res = kindApex, noData
-		switch qtype {
-		case dns.TypeSOA:
-			m.Answer, res = []dns.RR{soa}, success
-		case dns.TypeNS:
-			m.Answer, res = []dns.RR{ns}, success
-		}
-	case nameOne:
-		var sa *svcAnswers
-		soa, _, sa = rc.ix.lookup(zone, qn.a)
-		if sa != nil {
-			kind, res = kindService, answerService(m, sa, qtype, view, lim)
-			break
-		}
-		res = nameError
-		if base := masterBase(qn.a); base != nil {
-			if _, _, sa = rc.ix.lookup(zone, base); sa != nil && sa.master != nil {
-				kind, res = kindMaster, answerMaster(m, sa.master, qtype, view, lim)
+// rawWriter returns the connection's writer when packed bytes may go to it
+// as they are: the writer is CoreDNS's ScrubWriter itself (so no plugin
+// wraps it to see the dns.Msg), the query has no TSIG, and CoreDNS would
+// copy no EDNS0 option of the request into the reply. It also returns the
+// request's OPT record, or nil.
+func rawWriter(w dns.ResponseWriter, r *dns.Msg) (dns.ResponseWriter, *dns.OPT) {
+	opt := r.IsEdns0()
+	sw, ok := w.(*request.ScrubWriter)
+	if !ok || r.IsTsig() != nil {
+		return nil, opt
+	}
+	if opt != nil {
+		for _, o := range opt.Option {
+			if edns.SupportedOption(o.Option()) {
+				return nil, opt
 			}
 		}
-	case nameTwo:
-		var sa *svcAnswers
-		soa, _, sa = rc.ix.lookup(zone, qn.svc)
-		res = nameError
-		if sa == nil {
-			break
-		}
-		if ia := sa.byHost[string(qn.a)]; ia != nil {
-			kind, res = kindInstance, answerInstance(m, ia, qtype, view)
-		} else if shard := sa.byShard[string(qn.a)]; shard != nil {
-			kind, res = kindShard, answerShard(m, shard, qtype, view, lim)
-		}
-	case namePort:
-		var sa *svcAnswers
-		soa, _, sa = rc.ix.lookup(zone, qn.svc)
-		res = nameError
-		if sa != nil {
-			if pa := sa.ports[string(qn.a)]; pa != nil {
-				kind, res = kindPort, answerPort(m, pa, qtype, view, lim)
-			}
-		}
-	default:
-		soa, _, _ = rc.ix.lookup(zone, nil)
-		res = nameError
 	}
-	switch res {
-	case nameError:
-		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{soa}
-	case noData:
-		m.Ns = []dns.RR{soa}
+	return sw.ResponseWriter, opt
+}
+
+// sizeLimit is the largest reply the client takes: over UDP its EDNS0
+// buffer size (at least 512), over TCP 64 KiB, as CoreDNS's scrubbing.
+func sizeLimit(w dns.ResponseWriter, r *dns.Msg) int {
+	if _, ok := w.RemoteAddr().(*net.UDPAddr); !ok {
+		return dns.MaxMsgSize
 	}
-	return res, kind
+	size := dns.MinMsgSize
+	if opt := r.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+		size = int(opt.UDPSize())
+	}
+	return size
 }
 
 // viewOf returns the client's view: from its EDNS Client Subnet when `ecs`

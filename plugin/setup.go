@@ -58,7 +58,7 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error(pluginName, err)
 	}
-	rc := &Rollcall{cfg: cfg, ix: newIndex(cfg.zones, cfg.nets, cfg.ttl, cfg.local)}
+	rc := newRollcall(cfg)
 	conf := dnsserver.GetConfig(c)
 
 	c.OnStartup(func() error {

@@ -95,7 +95,7 @@ func TestLeader(t *testing.T) {
 
 func TestReady(t *testing.T) {
 	st, _ := fixtureState(t)
-	rc := &Rollcall{ix: newIndex([]string{"infra.example.com."}, nil, 5, "")}
+	rc := &Rollcall{ix: newIndex(nil, "")}
 	if rc.Ready() {
 		t.Errorf("ready before the first list")
 	}
@@ -109,20 +109,20 @@ func TestReady(t *testing.T) {
 // event touched: other services keep their very same answers.
 func TestIndexIncremental(t *testing.T) {
 	st, _ := fixtureState(t)
-	ix := newIndex([]string{"infra.example.com."}, testNets(), 5, "")
+	ix := newIndex(testNets(), "")
 	ix.replace(st)
-	before := ix.data[0].services["db"]
-	before2 := ix.data[0].services["web"].byHost["h1"]
+	before := ix.services["db"]
+	before2 := ix.services["web"].byHost["h1"]
 	ch := newChanges()
 	if err := st.put("/rollcall/hosts/h3/services/web", []byte(`{"service":"web","host":"h3","shard":"s9"}`), 99, ch); err != nil {
 		t.Fatal(err)
 	}
 	st.rev = 99
 	ix.update(st, ch)
-	if ix.data[0].services["db"] != before {
+	if ix.services["db"] != before {
 		t.Errorf("db was rebuilt by a change to web")
 	}
-	web := ix.data[0].services["web"]
+	web := ix.services["web"]
 	if web.byShard["s9"] == nil {
 		t.Errorf("web not rebuilt")
 	}
@@ -138,14 +138,10 @@ func TestIndexIncremental(t *testing.T) {
 	if _, ok := ch.services["lone"]; !ok {
 		t.Errorf("host change did not touch lone: %v", ch.services)
 	}
-	got := ix.data[0].services["lone"].insts[0].svc[len(testNets())].a[0].String()
-	if want := "192.0.2.99"; !containsAddr(got, want) {
+	got := ix.services["lone"].insts[0].pub[0].String()
+	if want := "192.0.2.99"; got != want {
 		t.Errorf("lone after host change: %s, want %s", got, want)
 	}
-}
-
-func containsAddr(rr, addr string) bool {
-	return len(rr) >= len(addr) && rr[len(rr)-len(addr):] == addr
 }
 
 // FuzzIndex feeds raw etcd keys and values to the state and index builder:
@@ -158,7 +154,7 @@ func FuzzIndex(f *testing.F) {
 	f.Add("/rollcall/hosts/h1/services/web", []byte(`{"service":"web","host":"h1"}`), true)
 	f.Fuzz(func(t *testing.T, key string, value []byte, del bool) {
 		st := newState(registry.MustKeys("/rollcall"))
-		ix := newIndex([]string{"infra.example.com."}, testNets(), 5, "h1")
+		ix := newIndex(testNets(), "h1")
 		ch := newChanges()
 		_ = st.put("/rollcall/hosts/h1/host", []byte(`{"name":"h1","addrs":{"public":["192.0.2.1"]}}`), 1, ch)
 		_ = st.put("/rollcall/hosts/h1/services/web", []byte(`{"service":"web","host":"h1"}`), 2, ch)
@@ -170,12 +166,12 @@ func FuzzIndex(f *testing.F) {
 			_ = st.put(key, value, 3, ch)
 		}
 		ix.update(st, ch)
-		for _, sa := range ix.data[0].services {
+		for _, sa := range ix.services {
 			for _, ia := range sa.insts {
-				for _, set := range ia.svc {
-					for _, rr := range append(append([]any{}, toAny(set.a)...), toAny(set.aaaa)...) {
-						if rr == nil {
-							t.Fatal("nil record")
+				for _, ips := range append([][]netip.Addr{ia.pub}, ia.on...) {
+					for _, ip := range ips {
+						if !ip.IsValid() || ip.Is4In6() || ip.Zone() != "" {
+							t.Fatalf("index serves %v for %s", ip, ia.host)
 						}
 					}
 				}
@@ -210,7 +206,7 @@ func toAny[T any](s []T) []any {
 // its addresses are listed under or fall in, updated when the record changes.
 func TestLocalView(t *testing.T) {
 	st, _ := fixtureState(t)
-	ix := newIndex([]string{"infra.example.com."}, testNets(), 5, "h2")
+	ix := newIndex(testNets(), "h2")
 	ix.replace(st)
 	if got := ix.view(); got != 1 {
 		t.Errorf("h2's view %b, want vpn0 only", got)

@@ -1,0 +1,382 @@
+package rollcall
+
+// Packed responses. The plugin writes its answers as DNS wire format
+// directly: the records an answer needs are few and fixed in shape, and
+// every owner name is the query name or a suffix of it, so it is a two-byte
+// compression pointer into the question. This avoids what dominated the
+// cost of an answer built as a dns.Msg: allocating the message and its
+// records, and miekg/dns measuring and packing every owner name again.
+//
+// The same bytes serve both ways out (see respond in rollcall.go): written
+// as they are when nothing between CoreDNS and the plugin wraps the
+// response writer, else unpacked into a dns.Msg for the wrapping plugins.
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	headerLen = 12
+	// maxPointer is the largest offset a compression pointer can hold.
+	maxPointer = 0x3fff
+	// optLen is an OPT record without options: root owner, type, class
+	// (UDP size), TTL (flags), RDLENGTH.
+	optLen = 11
+)
+
+// wire is a response being packed. Records are appended section by
+// section; one that would make the message longer than limit is taken back
+// and marks the message full.
+type wire struct {
+	b     []byte
+	limit int
+	full  bool      // an answer record did not fit: the reply is truncated
+	count [3]uint16 // answer, authority, additional
+	qlen  int       // length of the packed question name
+	// SRV targets written to the answer, whose addresses go in the
+	// additional section once the answer is complete
+	targets []target
+}
+
+// target is an SRV (or CNAME) target written at off, and its addresses.
+type target struct {
+	off  int
+	host string
+	ips  []netip.Addr
+}
+
+const (
+	secAnswer = iota
+	secAuthority
+	secAdditional
+)
+
+var wirePool = sync.Pool{New: func() any { return &wire{b: make([]byte, 0, 1024)} }}
+
+// maxPooled keeps the odd huge TCP answer's buffer out of the pool.
+const maxPooled = 16 << 10
+
+func getWire(limit int) *wire {
+	w := wirePool.Get().(*wire)
+	w.b, w.limit, w.full, w.count, w.qlen = w.b[:0], limit, false, [3]uint16{}, 0
+	w.targets = w.targets[:0]
+	return w
+}
+
+func putWire(w *wire) {
+	clear(w.targets) // drop references into the index
+	if cap(w.b) <= maxPooled {
+		wirePool.Put(w)
+	}
+}
+
+// header starts a reply to r as dns.Msg.SetReply would, authoritative,
+// with the question and rcode; counts and TC are set by finish.
+func (w *wire) header(r *dns.Msg, q dns.Question, rcode int) bool {
+	var flags uint16 = 1<<15 | uint16(r.Opcode&0xf)<<11 | 1<<10 // QR, opcode, AA
+	if r.Opcode == dns.OpcodeQuery {
+		if r.RecursionDesired {
+			flags |= 1 << 8
+		}
+		if r.CheckingDisabled {
+			flags |= 1 << 4
+		}
+	}
+	flags |= uint16(rcode & 0xf)
+	w.b = binary.BigEndian.AppendUint16(w.b, r.Id)
+	w.b = binary.BigEndian.AppendUint16(w.b, flags)
+	w.b = append(w.b, 0, 1, 0, 0, 0, 0, 0, 0) // QDCOUNT 1, the rest in finish
+	start := len(w.b)
+	var ok bool
+	if w.b, ok = appendName(w.b, q.Name); !ok {
+		return false
+	}
+	w.qlen = len(w.b) - start
+	w.b = binary.BigEndian.AppendUint16(w.b, q.Qtype)
+	w.b = binary.BigEndian.AppendUint16(w.b, q.Qclass)
+	return true
+}
+
+// setRcode replaces the rcode written by header.
+func (w *wire) setRcode(rcode int) {
+	w.b[3] = w.b[3]&0xf0 | byte(rcode&0xf)
+}
+
+// finish writes the section counts and TC when an answer record did not
+// fit.
+func (w *wire) finish() {
+	if w.full {
+		w.b[2] |= 1 << 1
+	}
+	binary.BigEndian.PutUint16(w.b[6:], w.count[secAnswer])
+	binary.BigEndian.PutUint16(w.b[8:], w.count[secAuthority])
+	binary.BigEndian.PutUint16(w.b[10:], w.count[secAdditional])
+}
+
+// suffix is the offset of the question name's last n packed bytes: the
+// zone, or a service name and zone, as a compression pointer target.
+func (w *wire) suffix(n int) int { return headerLen + w.qlen - n }
+
+// appendName packs a presentation-format name without compression. Names
+// with escapes are left to miekg/dns (they never name anything here, but
+// the question must still be echoed as asked).
+func appendName(b []byte, name string) ([]byte, bool) {
+	if strings.IndexByte(name, '\\') >= 0 {
+		start := len(b)
+		b = append(b, make([]byte, maxName+1)...)
+		off, err := dns.PackDomainName(name, b, start, nil, false)
+		if err != nil {
+			return b[:start], false
+		}
+		return b[:off], true
+	}
+	if name == "." || name == "" {
+		return append(b, 0), true
+	}
+	start := 0
+	for i := 0; i < len(name); i++ {
+		if name[i] != '.' {
+			continue
+		}
+		n := i - start
+		if n == 0 || n > 63 {
+			return b, false
+		}
+		b = append(b, byte(n))
+		b = append(b, name[start:i]...)
+		start = i + 1
+	}
+	if start < len(name) { // not fully qualified
+		n := len(name) - start
+		if n > 63 {
+			return b, false
+		}
+		b = append(b, byte(n))
+		b = append(b, name[start:]...)
+	}
+	return append(b, 0), true
+}
+
+// packZone is a lower-case zone name in wire format, made at setup.
+func packZone(zone string) []byte {
+	b, _ := appendName(nil, zone)
+	return b
+}
+
+func appendPointer(b []byte, off int) []byte {
+	return append(b, 0xc0|byte(off>>8), byte(off))
+}
+
+func appendLabel[T string | []byte](b []byte, label T) []byte {
+	b = append(b, byte(len(label)))
+	return append(b, label...)
+}
+
+// owner is a record's owner name: [label.]<the name at offset at>, where
+// at is always in the question (or a target written before, when it can be
+// pointed at).
+type owner struct {
+	label string
+	at    int
+}
+
+// at is the owner name at offset off, or [label.]<the name at base> when
+// off is past what a compression pointer can reach.
+func ownerAt(off int, label string, base int) owner {
+	if off <= maxPointer {
+		return owner{at: off}
+	}
+	return owner{label: label, at: base}
+}
+
+// rr starts a record: it writes the owner, type, class and TTL and returns
+// where the record and its RDLENGTH start.
+func (w *wire) rr(o owner, rrtype uint16, ttl uint32) (start, rdlen int) {
+	start = len(w.b)
+	if o.label != "" {
+		w.b = appendLabel(w.b, o.label)
+	}
+	w.b = appendPointer(w.b, o.at)
+	w.b = binary.BigEndian.AppendUint16(w.b, rrtype)
+	w.b = binary.BigEndian.AppendUint16(w.b, dns.ClassINET)
+	w.b = binary.BigEndian.AppendUint32(w.b, ttl)
+	rdlen = len(w.b)
+	w.b = append(w.b, 0, 0)
+	return start, rdlen
+}
+
+// end closes a record begun by rr in section sec, or takes it back when it
+// does not fit (which truncates the reply if it was an answer).
+func (w *wire) end(sec, start, rdlen int) bool {
+	if len(w.b) > w.limit {
+		w.b = w.b[:start]
+		if sec == secAnswer {
+			w.full = true
+		}
+		return false
+	}
+	binary.BigEndian.PutUint16(w.b[rdlen:], uint16(len(w.b)-rdlen-2))
+	w.count[sec]++
+	return true
+}
+
+// addr writes an A or AAAA record, per ip's family.
+func (w *wire) addr(sec int, o owner, ip netip.Addr, ttl uint32) bool {
+	if ip.Is4() {
+		start, rdlen := w.rr(o, dns.TypeA, ttl)
+		a := ip.As4()
+		w.b = append(w.b, a[:]...)
+		return w.end(sec, start, rdlen)
+	}
+	start, rdlen := w.rr(o, dns.TypeAAAA, ttl)
+	a := ip.As16()
+	w.b = append(w.b, a[:]...)
+	return w.end(sec, start, rdlen)
+}
+
+// addrs writes ips of the asked family (qtype A or AAAA) in order and
+// reports how many it wrote and whether all of them fit.
+func (w *wire) addrs(sec int, o owner, ips []netip.Addr, qtype uint16, ttl uint32) (int, bool) {
+	n := 0
+	for _, ip := range ips {
+		if ip.Is4() != (qtype == dns.TypeA) {
+			continue
+		}
+		if !w.addr(sec, o, ip, ttl) {
+			return n, false
+		}
+		n++
+	}
+	return n, true
+}
+
+// addrsAll writes ips of both families as one group: all of them, or none
+// when they do not all fit (an additional section entry for a target).
+func (w *wire) addrsAll(sec int, o owner, ips []netip.Addr, ttl uint32) {
+	mark, count := len(w.b), w.count[sec]
+	for _, ip := range ips {
+		if !w.addr(sec, o, ip, ttl) {
+			w.b, w.count[sec] = w.b[:mark], count
+			return
+		}
+	}
+}
+
+// srv writes an SRV record with target <host>.<svc>.<zone>, uncompressed
+// as RFC 2782 asks, and returns the target's offset (for the additional
+// records it owns) or -1 when it did not fit.
+func (w *wire) srv(sec int, o owner, port uint16, host string, svc, zone []byte, ttl uint32) int {
+	start, rdlen := w.rr(o, dns.TypeSRV, ttl)
+	w.b = append(w.b, 0, 10, 0, 10) // priority 10, weight 10: clients spread load
+	w.b = binary.BigEndian.AppendUint16(w.b, port)
+	target := len(w.b)
+	w.b = appendLabel(w.b, host)
+	w.b = appendLabel(w.b, svc)
+	w.b = append(w.b, zone...)
+	if !w.end(sec, start, rdlen) {
+		return -1
+	}
+	return target
+}
+
+// cname writes a CNAME record with target <host>.<svc> and the zone at
+// offset zone, and returns the target's offset or -1.
+func (w *wire) cname(o owner, host string, svc []byte, zone int, ttl uint32) int {
+	start, rdlen := w.rr(o, dns.TypeCNAME, ttl)
+	target := len(w.b)
+	w.b = appendLabel(w.b, host)
+	w.b = appendLabel(w.b, svc)
+	w.b = appendPointer(w.b, zone)
+	if !w.end(secAnswer, start, rdlen) {
+		return -1
+	}
+	return target
+}
+
+// txt writes a TXT record from packed character strings.
+func (w *wire) txt(o owner, strs []byte, ttl uint32) bool {
+	start, rdlen := w.rr(o, dns.TypeTXT, ttl)
+	w.b = append(w.b, strs...)
+	return w.end(secAnswer, start, rdlen)
+}
+
+// soa writes the zone's SOA (zone at offset zone) in section sec: primary
+// ns.dns.Z, mailbox hostmaster.Z, serial the etcd revision served
+// (truncated to 32 bits), minimum (negative TTL) the answer TTL.
+func (w *wire) soa(sec, zone int, serial uint32, ttl uint32) bool {
+	start, rdlen := w.rr(owner{at: zone}, dns.TypeSOA, ttl)
+	w.b = append(w.b, 2, 'n', 's', 3, 'd', 'n', 's')
+	w.b = appendPointer(w.b, zone)
+	w.b = append(w.b, 10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r')
+	w.b = appendPointer(w.b, zone)
+	w.b = binary.BigEndian.AppendUint32(w.b, serial)
+	w.b = binary.BigEndian.AppendUint32(w.b, 7200)
+	w.b = binary.BigEndian.AppendUint32(w.b, 1800)
+	w.b = binary.BigEndian.AppendUint32(w.b, 86400)
+	w.b = binary.BigEndian.AppendUint32(w.b, ttl)
+	return w.end(sec, start, rdlen)
+}
+
+// ns writes the zone's NS record, target ns.dns.Z.
+func (w *wire) ns(zone int, ttl uint32) bool {
+	start, rdlen := w.rr(owner{at: zone}, dns.TypeNS, ttl)
+	w.b = append(w.b, 2, 'n', 's', 3, 'd', 'n', 's')
+	w.b = appendPointer(w.b, zone)
+	return w.end(secAnswer, start, rdlen)
+}
+
+// opt writes the response's OPT record as CoreDNS would make it from the
+// request's (request.SizeAndDo): the request's UDP size, its flags without
+// extended rcode and version, and the client subnet option when echoed.
+// It always fits: its room was kept out of the limit.
+func (w *wire) opt(req *dns.OPT, ecs *dns.EDNS0_SUBNET) {
+	w.b = append(w.b, 0) // root
+	w.b = binary.BigEndian.AppendUint16(w.b, dns.TypeOPT)
+	w.b = binary.BigEndian.AppendUint16(w.b, req.Hdr.Class)
+	w.b = binary.BigEndian.AppendUint32(w.b, req.Hdr.Ttl&0xff00)
+	rdlen := len(w.b)
+	w.b = append(w.b, 0, 0)
+	if ecs != nil {
+		w.b = appendECS(w.b, ecs)
+	}
+	binary.BigEndian.PutUint16(w.b[rdlen:], uint16(len(w.b)-rdlen-2))
+	w.count[secAdditional]++
+}
+
+// ecsLen is the wire length of a client subnet option with its header.
+func ecsLen(e *dns.EDNS0_SUBNET) int {
+	return 4 + 4 + int(e.SourceNetmask+7)/8
+}
+
+// appendECS echoes a client subnet option (RFC 7871) with a scope of the
+// whole source prefix: the answer holds for every address in it only as
+// far as the networks go, so a resolver must not reuse it beyond it.
+func appendECS(b []byte, e *dns.EDNS0_SUBNET) []byte {
+	n := int(e.SourceNetmask+7) / 8
+	b = binary.BigEndian.AppendUint16(b, dns.EDNS0SUBNET)
+	b = binary.BigEndian.AppendUint16(b, uint16(4+n))
+	b = binary.BigEndian.AppendUint16(b, e.Family)
+	b = append(b, e.SourceNetmask, e.SourceNetmask)
+	addr := e.Address
+	if e.Family == 1 {
+		addr = addr.To4()
+	} else {
+		addr = addr.To16()
+	}
+	for i := 0; i < n; i++ {
+		var c byte
+		if i < len(addr) {
+			c = addr[i]
+		}
+		if rest := int(e.SourceNetmask) - 8*i; rest < 8 {
+			c &= byte(0xff << (8 - rest)) // bits past the prefix are zero
+		}
+		b = append(b, c)
+	}
+	return b
+}
