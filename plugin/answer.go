@@ -143,6 +143,10 @@ func (p *reply) service(sa *svcAnswers, svc []byte) result {
 	off := rotation(n)
 	switch {
 	case isAddrType(p.qtype):
+		if fa := sa.flatFor(p.view); fa != nil {
+			p.flat(fa)
+			break
+		}
 		for i := 0; i < n; i++ {
 			ia := sa.insts[(off+i)%n]
 			if _, ok := p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl); !ok {
@@ -156,6 +160,22 @@ func (p *reply) service(sa *svcAnswers, svc []byte) result {
 		p.additional()
 	}
 	return p.outcome()
+}
+
+// flat packs a service's addresses of the asked family from its packed
+// array, rotated by a random offset.
+func (p *reply) flat(fa *flatAddrs) {
+	if p.qtype == dns.TypeA {
+		n := len(fa.v4)
+		off := rotation(n)
+		for i := 0; i < n && p.w.record(secAnswer, question, dns.TypeA, fa.v4[(off+i)%n][:], p.ttl); i++ {
+		}
+		return
+	}
+	n := len(fa.v6)
+	off := rotation(n)
+	for i := 0; i < n && p.w.record(secAnswer, question, dns.TypeAAAA, fa.v6[(off+i)%n][:], p.ttl); i++ {
+	}
 }
 
 // srvs packs an SRV per port of an instance, its target <host>.<svc>.Z,

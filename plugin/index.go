@@ -1,6 +1,7 @@
 package rollcall
 
 import (
+	"math/bits"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -34,6 +35,23 @@ type instAnswers struct {
 	ports []registry.Port
 }
 
+// flatFor returns the service's packed addresses for a client's view, or
+// nil when the client is on several networks (each instance then picks its
+// own, see instAnswers.addrsFor).
+func (sa *svcAnswers) flatFor(view viewSet) *flatAddrs {
+	if view == 0 {
+		return &sa.flat[len(sa.flat)-1]
+	}
+	if view&(view-1) != 0 {
+		return nil
+	}
+	k := bits.TrailingZeros64(uint64(view))
+	if k >= len(sa.flat)-1 {
+		return &sa.flat[len(sa.flat)-1]
+	}
+	return &sa.flat[k]
+}
+
 // addrsFor returns the addresses a client with this view gets (DESIGN.md,
 // Views): those on the first network both are on, else the public ones.
 func (ia *instAnswers) addrsFor(view viewSet) []netip.Addr {
@@ -56,9 +74,21 @@ type masterAnswers struct {
 	txt  []byte // TXT "host=<host>" "term=<term>", packed
 }
 
+// flatAddrs is every address a service answers with for one view, packed
+// next to each other: a service query reads one small array instead of
+// following a pointer per instance, which matters once the index is larger
+// than the CPU's caches.
+type flatAddrs struct {
+	v4 [][4]byte
+	v6 [][16]byte
+}
+
 // svcAnswers is everything served under one service. A service exists in
 // DNS while it has at least one instance.
 type svcAnswers struct {
+	// flat[i] is what a client on network i alone gets; the last, what a
+	// client on none gets. Clients on several networks take the slow walk.
+	flat    []flatAddrs
 	insts   []*instAnswers // sorted by host
 	byHost  map[string]*instAnswers
 	byShard map[string][]*instAnswers
@@ -225,6 +255,23 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 			}
 			pa.insts = append(pa.insts, ia)
 			pa.port = append(pa.port, uint16(p.Port))
+		}
+	}
+	sa.flat = make([]flatAddrs, len(ix.nets)+1)
+	for k := range sa.flat {
+		var view viewSet
+		if k < len(ix.nets) {
+			view = 1 << uint(k)
+		}
+		fa := &sa.flat[k]
+		for _, ia := range sa.insts {
+			for _, ip := range ia.addrsFor(view) {
+				if ip.Is4() {
+					fa.v4 = append(fa.v4, ip.As4())
+				} else {
+					fa.v6 = append(fa.v6, ip.As16())
+				}
+			}
 		}
 	}
 	// The master is served only while the elected host has an instance of

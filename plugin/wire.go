@@ -225,18 +225,21 @@ func (w *wire) end(sec, start, rdlen int) bool {
 	return true
 }
 
+// record writes a record with the given RDATA in section sec.
+func (w *wire) record(sec int, o owner, rrtype uint16, rdata []byte, ttl uint32) bool {
+	start, rdlen := w.rr(o, rrtype, ttl)
+	w.b = append(w.b, rdata...)
+	return w.end(sec, start, rdlen)
+}
+
 // addr writes an A or AAAA record, per ip's family.
 func (w *wire) addr(sec int, o owner, ip netip.Addr, ttl uint32) bool {
 	if ip.Is4() {
-		start, rdlen := w.rr(o, dns.TypeA, ttl)
 		a := ip.As4()
-		w.b = append(w.b, a[:]...)
-		return w.end(sec, start, rdlen)
+		return w.record(sec, o, dns.TypeA, a[:], ttl)
 	}
-	start, rdlen := w.rr(o, dns.TypeAAAA, ttl)
 	a := ip.As16()
-	w.b = append(w.b, a[:]...)
-	return w.end(sec, start, rdlen)
+	return w.record(sec, o, dns.TypeAAAA, a[:], ttl)
 }
 
 // addrs writes ips of the asked family (qtype A or AAAA) in order and
