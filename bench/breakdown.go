@@ -44,8 +44,11 @@ func parsePprofCum(out string) profileShares {
 		switch {
 		case handlerFrame.MatchString(name):
 			p.handler = max(p.handler, share)
-		case name == "github.com/coredns/coredns/request.(*ScrubWriter).WriteMsg":
-			p.write = share
+		case name == "github.com/coredns/coredns/request.(*ScrubWriter).WriteMsg",
+			name == "github.com/miekg/dns.(*response).Write":
+			// A dns.Msg is written through the first (which calls the
+			// second); rollcall's packed answers through the second.
+			p.write = max(p.write, share)
 		case name == "github.com/miekg/dns.(*Msg).PackBuffer":
 			p.pack = share
 		case name == "syscall.sendmsg":
@@ -91,10 +94,10 @@ func profileBreakdown(ctx context.Context, cfg Config, env *Env, servers []*Serv
 				sec.Code = top
 			}
 			// The plugin's own work, callee by callee.
-			peek, err := pprofPeek(ctx, cfg, prof, `rollcall/plugin\.\(\*Rollcall\)\.(ServeDNS|answer)$`)
+			peek, err := pprofPeek(ctx, cfg, prof, `rollcall/plugin\.\(\*Rollcall\)\.(ServeDNS|respond)$`)
 			if err == nil {
 				sec.Sub = append(sec.Sub, &Section{Title: "rollcall's own work, callee by callee",
-					Notes: []string{"`go tool pprof -peek` of the plugin's ServeDNS and answer in the same profile:"}, Code: peek})
+					Notes: []string{"`go tool pprof -peek` of the plugin's ServeDNS and respond in the same profile:"}, Code: peek})
 			}
 		}
 	}
@@ -106,8 +109,9 @@ func profileBreakdown(ctx context.Context, cfg Config, env *Env, servers []*Serv
 	}
 	sec.Intro = append(sec.Intro, fmt.Sprintf("Each contender's CoreDNS profiled through its pprof plugin for %v under the same dnsperf load. "+
 		"Shares are cumulative shares of the profile (`go tool pprof -top -cum`) times the contender's median CPU per query from the rounds above: "+
-		"\"plugin's own work\" is the contender's ServeDNS minus its WriteMsg (for etcd it excludes etcd's own CPU); "+
-		"\"write answer\" is CoreDNS's ScrubWriter.WriteMsg (size check, Msg.Pack, sendmsg); \"read query\" is miekg/dns's readUDP (recvmsg); "+
+		"\"plugin's own work\" is the contender's ServeDNS minus writing the answer (for etcd it excludes etcd's own CPU); "+
+		"\"write answer\" is CoreDNS's ScrubWriter.WriteMsg (size check, Msg.Pack, sendmsg) or, for rollcall's answers packed by the plugin itself, "+
+		"miekg/dns's response.Write (sendmsg); \"read query\" is miekg/dns's readUDP (recvmsg); "+
 		"GC is runtime.gcBgMarkWorker. Below: rollcall's profile, `go tool pprof -top`.", cfg.ProfileFor))
 	return sec
 }
