@@ -246,6 +246,27 @@ func (s *Server) HeapProfile(ctx context.Context, path string) error {
 	return s.fetchPprof(ctx, "heap?gc=1", 30*time.Second, path)
 }
 
+// LiveHeap returns the bytes of heap the server holds after a garbage
+// collection (runtime.MemStats.HeapAlloc): its data, without the garbage
+// and free memory its resident size also counts.
+func (s *Server) LiveHeap(ctx context.Context) (int64, error) {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("rollcall-bench-heap-%d.txt", os.Getpid()))
+	defer os.Remove(path)
+	if err := s.fetchPprof(ctx, "heap?gc=1&debug=1", 30*time.Second, path); err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("heap of %s: no HeapAlloc in the pprof text", s.Name)
+}
+
 func (s *Server) fetchPprof(ctx context.Context, what string, timeout time.Duration, path string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/%s", s.PprofAddr, what)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
