@@ -34,3 +34,11 @@ func SetStartupWait(t testing.TB, d time.Duration) {
 	startupWait = d
 	t.Cleanup(func() { startupWait = old })
 }
+
+// FixtureBlock returns the handler of a block for zones (space-separated)
+// with the Corefile body, filled with the fixture: for tests that need
+// options the fixture blocks lack, such as fallthrough.
+func FixtureBlock(tb testing.TB, zones, body string) *Rollcall {
+	st, _ := fixtureState(tb)
+	return blockHandler(tb, zones, body, st)
+}

@@ -117,7 +117,9 @@ func zoneOf(zones []string, name string) (int, int) {
 			continue
 		}
 		cut := len(name) - len(z)
-		if z != "." && cut > 0 && name[cut-1] != '.' {
+		if z != "." && cut > 0 && (name[cut-1] != '.' || escaped(name, cut-1)) {
+			// Not at a label boundary: "web\.infra.example.com." is
+			// the label "web.infra" under example.com.
 			continue
 		}
 		if !equalFold(name[cut:], z) {
@@ -136,6 +138,16 @@ func zoneOf(zones []string, name string) (int, int) {
 		return best, len(name)
 	}
 	return best, len(name) - len(zones[best])
+}
+
+// escaped reports whether the byte at i of a presentation-format name is
+// escaped: preceded by an odd run of backslashes.
+func escaped(name string, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && name[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // equalFold compares an ASCII name with a lower-case one.

@@ -50,6 +50,9 @@ func TestZoneOf(t *testing.T) {
 		{name: "label boundary", qname: "xinfra.example.com.", zone: 0, rel: "xinfra."},
 		{name: "root", qname: "web.org.", zone: 2, rel: "web.org."},
 		{name: "root apex", qname: ".", zone: 2, rel: ""},
+		{name: "escaped dot is no boundary", qname: `web\.infra.example.com.`, zone: 0, rel: `web\.infra.`},
+		{name: "escaped backslash then a dot is", qname: `web\\.infra.example.com.`, zone: 1, rel: `web\\.`},
+		{name: "escaped dot at the start", qname: `\.infra.example.com.`, zone: 0, rel: `\.infra.`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -180,8 +180,10 @@ func decodeStrict(value []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: not a JSON record: %w", ErrBadRecord, err)
 	}
-	if dec.More() {
-		return fmt.Errorf("%w: trailing data after the JSON record", ErrBadRecord)
+	// Only white space may follow. (Decoder.More reports a stray ']' or
+	// '}' as the end of input, so it cannot tell.)
+	if rest := bytes.TrimSpace(value[dec.InputOffset():]); len(rest) > 0 {
+		return fmt.Errorf("%w: trailing data after the JSON record: %.20q", ErrBadRecord, rest)
 	}
 	return nil
 }

@@ -153,6 +153,9 @@ func TestDecodeHost(t *testing.T) {
 		{name: "bad network", value: `{"name":"h1","addrs":{"VPN":["10.0.0.1"]}}`, err: "network name"},
 		{name: "name mismatch", value: `{"name":"h2","addrs":{}}`, err: "its key is host"},
 		{name: "trailing", value: `{"name":"h1"} {}`, err: "trailing"},
+		{name: "stray bracket", value: `{"name":"h1"}]`, err: "trailing"},
+		{name: "stray brace", value: `{"name":"h1"}}`, err: "trailing"},
+		{name: "trailing white space is fine", value: "{\"name\":\"h1\"} \n"},
 		{name: "huge", value: `{"name":"h1","x":"` + strings.Repeat("a", MaxValueSize) + `"}`, err: "at most"},
 	}
 	for _, tc := range cases {
