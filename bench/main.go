@@ -75,6 +75,10 @@ func (c Config) Rollcall() string {
 	return filepath.Join(c.Bin, "rollcall")
 }
 
+// historyFile is the hand-kept record of earlier runs' misses and their
+// fixes, relative to the repository root `make bench` runs in.
+const historyFile = "bench/HISTORY.md"
+
 // allParts are the parts in the order they run.
 var allParts = []string{"throughput", "scale", "propagation", "agent", "failover", "etcdload"}
 
@@ -352,6 +356,11 @@ func Run(ctx context.Context, cfg Config) (*Report, []string, error) {
 		// One list: the renderer separates notes by blank lines.
 		sum.Notes = []string{strings.Join(sum.Notes, "\n")}
 		rep.Sections = append([]*Section{sum}, rep.Sections...)
+	}
+	// What earlier runs missed and what was changed: kept by hand next to
+	// the harness, as the runs it speaks of are gone.
+	if b, err := os.ReadFile(historyFile); err == nil {
+		rep.Sections = append(rep.Sections, &Section{Title: "Before and after", Notes: []string{strings.TrimSpace(string(b))}})
 	}
 	return rep, problems, nil
 }
