@@ -47,6 +47,9 @@ type Agent struct {
 	health *health
 	hooks  []presenceHook
 
+	// refused is the main loop's record of etcd refusals (denied.go).
+	refused *refusals
+
 	resyncEvery time.Duration
 	detectEvery time.Duration
 	detect      func() ([]netip.Addr, error)
@@ -105,6 +108,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		unitsKnown:  opts.NoSystemd,
 	}
 	a.health = &health{window: 2 * c.TTL}
+	a.refused = newRefusals(a.m.reg)
 	if a.health.window < 10*time.Second {
 		a.health.window = 10 * time.Second
 	}

@@ -88,12 +88,15 @@ func (a *Agent) keep(ctx context.Context) {
 
 	trouble := func(op string, err error) {
 		a.m.etcdErrors.WithLabelValues(op).Inc()
+		err = a.explain(ctx, op, err, !failing)
 		a.health.fail(err)
 		if !failing {
-			a.log.Warn("etcd operation failed; retrying with backoff", "op", op, "err", err)
+			if !isDenied(err) { // explain logged a refusal already
+				a.log.Warn("etcd operation failed; retrying with backoff", "op", op, "err", err)
+			}
 			failing = true
 		}
-		retry = time.After(bo.next())
+		retry = time.After(retryDelay(bo.next(), snap.cfg.TTL))
 	}
 	fine := func() {
 		a.health.ok(time.Now())
@@ -169,6 +172,7 @@ func (a *Agent) keep(ctx context.Context) {
 				trouble("write", err)
 			default:
 				fine()
+				a.cleared()
 				dirty = false
 				a.m.lastWrite.SetToCurrentTime()
 				a.logRegistered(snap, written)
@@ -191,7 +195,7 @@ func (a *Agent) keep(ctx context.Context) {
 			close(reply)
 		case r, ok := <-ka:
 			if ok && r != nil {
-				a.health.ok(time.Now())
+				a.health.alive(time.Now())
 				continue
 			}
 			if ctx.Err() != nil {
@@ -315,7 +319,7 @@ func (a *Agent) reconcile(ctx context.Context, lease clientv3.LeaseID, s snapsho
 	dir := s.keys.HostDir(host)
 	resp, err := a.cli.Get(ctx, dir, clientv3.WithPrefix())
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return onKey("read", dir, err)
 	}
 	type have struct {
 		value string
@@ -333,7 +337,7 @@ func (a *Agent) reconcile(ctx context.Context, lease clientv3.LeaseID, s snapsho
 			continue
 		}
 		if _, err := a.cli.Put(ctx, k, v, clientv3.WithLease(lease)); err != nil {
-			return fmt.Errorf("write %s: %w", k, err)
+			return onKey("write", k, err)
 		}
 	}
 	for k := range actual {
@@ -345,7 +349,7 @@ func (a *Agent) reconcile(ctx context.Context, lease clientv3.LeaseID, s snapsho
 			continue
 		}
 		if _, err := a.cli.Delete(ctx, k); err != nil {
-			return fmt.Errorf("delete stray %s: %w", k, err)
+			return onKey("delete stray", k, err)
 		}
 	}
 	return nil

@@ -170,6 +170,11 @@ func runInspect(ctx context.Context, name string, args []string, stdout, stderr 
 	defer cancel()
 	snap, err := inspect.Load(ctx, cli, keys)
 	if err != nil {
+		// clientv3 hides why it cannot connect ("context deadline
+		// exceeded"); a TLS mismatch is worth naming.
+		if diag := etcdconn.Diagnose(context.WithoutCancel(ctx), cfg); diag != nil {
+			fmt.Fprintf(stderr, "rollcall %s: %v\n", name, diag)
+		}
 		fmt.Fprintf(stderr, "rollcall %s: %v\n(is etcd running at %s? \"make run\" starts one; -endpoints or $%s choose another)\n",
 			name, err, strings.Join(cfg.Endpoints, ","), EnvEndpoints)
 		return exitFail

@@ -68,6 +68,7 @@ func New(c Config) (*clientv3.Client, error) {
 		DialTimeout:          dt,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 3 * time.Second,
+		DialOptions:          dialOptions(),
 		AutoSyncInterval:     0,
 		Logger:               quietLogger(),
 	})

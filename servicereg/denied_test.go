@@ -1,0 +1,170 @@
+package servicereg
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/internal/rbac"
+	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/test/testkit"
+)
+
+func TestDeniedFix(t *testing.T) {
+	keys := registry.MustKeys("/rollcall")
+	tests := []struct {
+		name, host, key, cert string
+		want                  []string
+	}{
+		{name: "another host's subtree", host: "b", key: "/rollcall/hosts/b/host", cert: "/etc/servicereg/a.pem",
+			want: []string{"the CN of /etc/servicereg/a.pem", "host b's keys", "set host:", "CN=b", "deploy/rbac.sh b"}},
+		{name: "an election not granted", host: "a", key: "/rollcall/elections/web/1f",
+			want: []string{"may not campaign for web", "a:web"}},
+		{name: "a key elsewhere", host: "a", key: "/rollcall/other",
+			want: []string{"may not write /rollcall/other", "/rollcall/hosts/a/"}},
+		{name: "no key known", host: "a",
+			want: []string{"lacks a permission", "deploy/rbac.sh a"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := deniedFix(keys, tc.host, tc.key, tc.cert)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("deniedFix = %q, want it to contain %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+// TestAgentReportsDenied runs an agent whose config claims host-b while its
+// certificate is host-a's, against etcd with RBAC on (internal/rbac's plan):
+// every write is refused. The agent says so once, with the key and the fix,
+// counts it, keeps /healthz failing even while its keepalives go through,
+// writes nothing under host-b, and heals without a restart once the grant is
+// added.
+func TestAgentReportsDenied(t *testing.T) {
+	tlsFiles := testkit.NewTLS(t, "root")
+	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	keys := registry.MustKeys("/rollcall")
+	root := e.Client(t)
+	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := rbac.NewPlan(keys, []rbac.Host{{Name: "host-a"}, {Name: "host-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	cert, key := tlsFiles.Issue(t, "host-a", "host-a", false)
+	var logs testkit.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := &Config{Host: "host-b", TTL: 3 * time.Second,
+		Etcd:  EtcdConfig{Endpoints: e.Endpoints(), Cert: cert, Key: key, CA: tlsFiles.CA},
+		Addrs: registry.Addrs{"public": {netip.MustParseAddr("192.0.2.2")}}}
+	a, err := New(cfg, Options{Logger: log, NoSystemd: true, Static: []Service{{Name: "web"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Run(actx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	defer func() { stop(); wg.Wait() }()
+
+	// Five refusals: the backoff (100ms doubling) spreads them over more
+	// than 1.5s, so keepalives (TTL 3s: one a second) went through between.
+	testkit.Eventually(t, wait, "the agent never counted five refused writes", func() bool {
+		v, _ := strconv.ParseFloat(metricValue(t, a, `rollcall_servicereg_permission_denied_total{op="write"}`), 64)
+		return v >= 5
+	})
+	if v := metricValue(t, a, "rollcall_servicereg_write_denied"); v != "1" {
+		t.Errorf("rollcall_servicereg_write_denied = %q, want 1", v)
+	}
+	code, body := healthz(a)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "permission denied") || !strings.Contains(body, keys.Host("host-b")) {
+		t.Errorf("/healthz = %d %q, want 503 naming permission denied on %s", code, body, keys.Host("host-b"))
+	}
+	out := logs.String()
+	if n := strings.Count(out, "etcd refused a write: permission denied"); n != 1 {
+		t.Errorf("refusal logged %d times, want once (per state change):\n%s", n, out)
+	}
+	for _, w := range []string{"level=ERROR", "key=" + keys.Host("host-b"), "deploy/rbac.sh host-b", "CN of " + cert} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q:\n%s", w, out)
+		}
+	}
+	r, err := root.Get(ctx, keys.HostDir("host-b"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || r.Count != 0 {
+		t.Fatalf("keys under %s: %v (err %v), want none", keys.HostDir("host-b"), r, err)
+	}
+
+	// The operator grants host-a's user host-b's subtree: the agent heals.
+	if _, err := root.RoleGrantPermission(ctx, rbac.HostRolePrefix+"host-a", keys.HostDir("host-b"),
+		clientv3.GetPrefixRangeEnd(keys.HostDir("host-b")), clientv3.PermissionType(clientv3.PermReadWrite)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Ready():
+	case <-time.After(wait):
+		t.Fatal("the agent did not register after the grant")
+	}
+	testkit.Eventually(t, wait, "/healthz never became ok after the grant", func() bool {
+		code, _ := healthz(a)
+		return code == http.StatusOK
+	})
+	if v := metricValue(t, a, "rollcall_servicereg_write_denied"); v != "0" {
+		t.Errorf("rollcall_servicereg_write_denied = %q after the grant, want 0", v)
+	}
+	if !strings.Contains(logs.String(), "etcd accepts this agent's writes again") {
+		t.Errorf("the recovery was not logged:\n%s", logs.String())
+	}
+}
+
+// TestAgentExplainsTLSMismatch: an agent pointed at a TLS etcd with an
+// http:// URL says in its log and /healthz which endpoint speaks TLS.
+func TestAgentExplainsTLSMismatch(t *testing.T) {
+	tlsFiles := testkit.NewTLS(t, "root")
+	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
+	plain := "http://" + strings.TrimPrefix(e.ClientURL, "https://")
+	var logs testkit.Buffer
+	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: []string{plain}}}
+	a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSystemd: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = a.Run(ctx) })
+	defer func() { stop(); wg.Wait() }()
+	want := "etcd " + plain + " serves TLS"
+	testkit.Eventually(t, wait, "the agent never said its endpoint speaks TLS", func() bool {
+		_, body := healthz(a)
+		return strings.Contains(body, want) && strings.Contains(logs.String(), want)
+	})
+	if code, _ := healthz(a); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz = %d, want 503", code)
+	}
+}
