@@ -1,0 +1,202 @@
+package security
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	// The same CoreDNS build as bin/coredns.
+	_ "github.com/rollcall/rollcall/internal/corednsbuild"
+	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/test/testkit"
+)
+
+// wait bounds asynchronous outcomes: generous, the machine is shared.
+const wait = 60 * time.Second
+
+var keys = registry.MustKeys(registry.DefaultPrefix)
+
+// unit names a test unit uniquely on this machine: systemd user managers
+// started as root share cgroup paths (/app.slice/<unit>), so managers of
+// test processes running at once must not share a unit name.
+func unit(name string) string { return fmt.Sprintf("%s-rcsec%d.service", name, os.Getpid()) }
+
+// agent is a servicereg process (the real binary) with its output and its
+// /metrics and /healthz listener.
+type agent struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	out     *testkit.Buffer
+	metrics string // host:port of /metrics and /healthz
+	done    chan struct{}
+	waitErr error
+}
+
+// startAgent writes cfgYAML to a file and runs servicereg on it, pointed at
+// the test's systemd user manager; it stops the agent (SIGTERM) when the
+// test ends.
+func startAgent(t *testing.T, sd *testkit.Systemd, cfgYAML string) *agent {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "servicereg.yml")
+	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &agent{t: t, out: &testkit.Buffer{}, done: make(chan struct{}),
+		metrics: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))}
+	a.cmd = exec.Command(testkit.Binary(t, "servicereg"), "-config", path, "-metrics", a.metrics)
+	a.cmd.Env = append(os.Environ(), sd.Env()...)
+	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("start servicereg: %v", err)
+	}
+	go func() {
+		a.waitErr = a.cmd.Wait()
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		if a.stop() != nil && !t.Failed() {
+			t.Logf("servicereg output:\n%s", a.out.String())
+		}
+	})
+	return a
+}
+
+// stop sends SIGTERM and waits for the exit (killing after 20s); it returns
+// the exit error (nil for a clean exit).
+func (a *agent) stop() error {
+	select {
+	case <-a.done:
+		return a.waitErr
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+	return a.waitErr
+}
+
+// exited reports whether the process has ended.
+func (a *agent) exited() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// get fetches path from the agent's listener: status code and body, or 0 and
+// the error text when the listener does not answer.
+func (a *agent) get(path string) (int, string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + a.metrics + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func (a *agent) healthz() (int, string) { return a.get("/healthz") }
+
+// metric returns the value of the series named exactly (name{labels}), or
+// "" when absent.
+func (a *agent) metric(series string) string {
+	_, body := a.get("/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// runCLI runs the rollcall binary and returns stdout, stderr and the exit
+// code.
+func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testkit.Binary(t, "rollcall"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("rollcall %s: %v", strings.Join(args, " "), err)
+		}
+		code = ee.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// count returns how many keys start with prefix.
+func count(t *testing.T, cli *clientv3.Client, prefix string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("count %s: %v", prefix, err)
+	}
+	return r.Count
+}
+
+// addrsOf returns the A and AAAA addresses of rrs.
+func addrsOf(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		switch r := rr.(type) {
+		case *dns.A:
+			out = append(out, r.A.String())
+		case *dns.AAAA:
+			out = append(out, r.AAAA.String())
+		}
+	}
+	return out
+}
+
+// freeDualPort is testkit.FreePort for a server bound to 127.0.0.1 and ::1:
+// the port must also be free on ::1, for TCP and UDP.
+func freeDualPort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		p := testkit.FreePort(t)
+		addr := net.JoinHostPort("::1", strconv.Itoa(p))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return p
+	}
+	t.Fatal("no port free on both 127.0.0.1 and ::1 in 20 tries")
+	return 0
+}
