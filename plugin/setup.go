@@ -76,6 +76,12 @@ func setup(c *caddy.Controller) error {
 		ctx, cancel := context.WithTimeout(context.Background(), startupWait)
 		defer cancel()
 		if err := ld.waitLoaded(ctx); err != nil {
+			// A TLS mistake only ever shows as a timeout: say what it is.
+			dctx, dcancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if diag := etcdconn.Diagnose(dctx, etcdconn.Config{Endpoints: cfg.endpoints, Cert: cfg.tlsCert, Key: cfg.tlsKey, CA: cfg.tlsCA}); diag != nil {
+				err = diag
+			}
+			dcancel()
 			log.Warningf("etcd %s not loaded after %v, starting anyway (answers SERVFAIL and is not ready until the first list): %v", ld.source, startupWait, err)
 		}
 		return nil
