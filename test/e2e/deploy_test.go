@@ -132,7 +132,7 @@ func TestProductionExample(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(dnsPort)
 	testkit.Eventually(t, time.Minute, "web.infra.example.com never answered host1's public address", func() bool {
 		r, err := testkit.Exchange("udp", addr, "", "web.infra.example.com.", dns.TypeA)
-		return err == nil && len(answerAddrs(r.Answer)) == 1 && answerAddrs(r.Answer)[0] == "192.0.2.11"
+		return err == nil && len(testkit.Addrs(r.Answer)) == 1 && testkit.Addrs(r.Answer)[0] == "192.0.2.11"
 	})
 	r := testkit.Query(t, "tcp", addr, "", "_http._tcp.web.infra.example.com.", dns.TypeSRV)
 	if len(r.Answer) != 1 || r.Answer[0].(*dns.SRV).Port != 8080 {

@@ -135,20 +135,6 @@ func rollcall(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
-// answerAddrs returns the A and AAAA addresses of an answer section.
-func answerAddrs(rrs []dns.RR) []string {
-	var out []string
-	for _, rr := range rrs {
-		switch r := rr.(type) {
-		case *dns.A:
-			out = append(out, r.A.String())
-		case *dns.AAAA:
-			out = append(out, r.AAAA.String())
-		}
-	}
-	return out
-}
-
 // TestDevEndToEnd is the README's tour on one machine: `rollcall dev` comes
 // up, the demo name answers over UDP and TCP with the addresses `rollcall ls`
 // shows, status reports the host and its lease, a malformed key is counted
@@ -199,7 +185,7 @@ func TestDevEndToEnd(t *testing.T) {
 				if r.Rcode != dns.RcodeSuccess || !r.Authoritative {
 					t.Fatalf("%s %s: rcode %s, aa %v", netw, dns.TypeToString[qt], dns.RcodeToString[r.Rcode], r.Authoritative)
 				}
-				got = append(got, answerAddrs(r.Answer)...)
+				got = append(got, testkit.Addrs(r.Answer)...)
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, want) {

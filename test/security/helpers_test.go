@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	// The same CoreDNS build as bin/coredns.
@@ -162,20 +161,6 @@ func count(t *testing.T, cli *clientv3.Client, prefix string) int64 {
 		t.Fatalf("count %s: %v", prefix, err)
 	}
 	return r.Count
-}
-
-// addrsOf returns the A and AAAA addresses of rrs.
-func addrsOf(rrs []dns.RR) []string {
-	var out []string
-	for _, rr := range rrs {
-		switch r := rr.(type) {
-		case *dns.A:
-			out = append(out, r.A.String())
-		case *dns.AAAA:
-			out = append(out, r.AAAA.String())
-		}
-	}
-	return out
 }
 
 // freeDualPort is testkit.FreePort for a server bound to 127.0.0.1 and ::1:

@@ -88,7 +88,7 @@ services:
 			}
 			testkit.Eventually(t, wait, "the plugin over mTLS never answered web over "+netw, func() bool {
 				r, err := testkit.Exchange(netw, addr, "", "web.sec.example.", dns.TypeA)
-				return err == nil && r.Rcode == dns.RcodeSuccess && strings.Join(addrsOf(r.Answer), ",") == "192.0.2.10"
+				return err == nil && r.Rcode == dns.RcodeSuccess && strings.Join(testkit.Addrs(r.Answer), ",") == "192.0.2.10"
 			})
 		}
 

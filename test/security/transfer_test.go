@@ -125,7 +125,7 @@ func TestNoZoneTransferNoOpenResolver(t *testing.T) {
 	t.Run("a Corefile that forwards on purpose answers", func(t *testing.T) {
 		for _, netw := range []string{"udp", "tcp"} {
 			r := testkit.Query(t, netw, fwdAddr, "", "example.org.", dns.TypeA)
-			if r.Rcode != dns.RcodeSuccess || len(addrsOf(r.Answer)) != 1 || addrsOf(r.Answer)[0] != upstreamAnswer {
+			if r.Rcode != dns.RcodeSuccess || len(testkit.Addrs(r.Answer)) != 1 || testkit.Addrs(r.Answer)[0] != upstreamAnswer {
 				t.Errorf("example.org. over %s via forward: rcode %s, answer %v; want %s from the upstream", netw, dns.RcodeToString[r.Rcode], r.Answer, upstreamAnswer)
 			}
 		}

@@ -182,11 +182,11 @@ func TestViewIsolationSweep(t *testing.T) {
 	testkit.Eventually(t, wait, "the sweep's data never showed in DNS", func() bool {
 		for _, z := range sweepZones {
 			r, err := testkit.Exchange("udp", v4, "", "web-master."+z.name, dns.TypeA)
-			if err != nil || len(addrsOf(r.Answer)) != 1 {
+			if err != nil || len(testkit.Addrs(r.Answer)) != 1 {
 				return false
 			}
 			r, err = testkit.Exchange("udp", v4, "", "web."+z.name, dns.TypeA)
-			if err != nil || len(addrsOf(r.Answer)) != len(sweepInstances) {
+			if err != nil || len(testkit.Addrs(r.Answer)) != len(sweepInstances) {
 				return false
 			}
 		}
@@ -316,7 +316,7 @@ func (s *sweeper) all(view map[string]bool, ecs func(*dns.Msg)) {
 					s.errorf("%s: rcode %s, want NOERROR", what, dns.RcodeToString[r.Rcode])
 					continue
 				}
-				got := addrsOf(append(slices.Clone(r.Answer), r.Extra...))
+				got := testkit.Addrs(append(slices.Clone(r.Answer), r.Extra...))
 				for _, a := range got {
 					if n := netOf[a]; n != "public" && !view[n] {
 						s.errorf("%s: LEAK: overlay %s address %s to a client not on %s", what, n, a, n)
@@ -325,7 +325,7 @@ func (s *sweeper) all(view map[string]bool, ecs func(*dns.Msg)) {
 						s.errorf("%s: address %s (network %s), want only %v", what, a, netOf[a], wantAll)
 					}
 				}
-				answer := addrsOf(r.Answer)
+				answer := testkit.Addrs(r.Answer)
 				slices.Sort(answer)
 				// A truncated answer (TC) holds some of the records.
 				same := func(got, want []string) bool {
@@ -355,8 +355,8 @@ func (s *sweeper) all(view map[string]bool, ecs func(*dns.Msg)) {
 							n++
 						}
 					}
-					if n != len(name.hosts) || len(addrsOf(r.Extra)) == 0 {
-						s.errorf("%s: %d SRV with additional addresses %v, want %d SRV and their addresses", what, n, addrsOf(r.Extra), len(name.hosts))
+					if n != len(name.hosts) || len(testkit.Addrs(r.Extra)) == 0 {
+						s.errorf("%s: %d SRV with additional addresses %v, want %d SRV and their addresses", what, n, testkit.Addrs(r.Extra), len(name.hosts))
 					}
 				}
 			}

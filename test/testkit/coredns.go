@@ -122,3 +122,17 @@ func WithECS(ip string, bits uint8) func(*dns.Msg) {
 		o.Option = append(o.Option, e)
 	}
 }
+
+// Addrs returns the addresses of the A and AAAA records among rrs, in order.
+func Addrs(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		switch r := rr.(type) {
+		case *dns.A:
+			out = append(out, r.A.String())
+		case *dns.AAAA:
+			out = append(out, r.AAAA.String())
+		}
+	}
+	return out
+}
