@@ -42,6 +42,7 @@ type Candidate struct {
 	ttl     time.Duration
 	margin  time.Duration // 0: DefaultMargin of the lease's TTL
 	log     *slog.Logger
+	onError func(error) // Run's campaign failures, nil: only logged
 }
 
 // Option configures a Candidate.
@@ -56,6 +57,17 @@ func WithTTL(ttl time.Duration) Option {
 			return fmt.Errorf("%w: TTL %v must be whole seconds, at least 1s", ErrBadOption, ttl)
 		}
 		c.ttl = ttl
+		return nil
+	}
+}
+
+// WithCampaignErrors has Run call f with every failed campaign attempt
+// before it retries (Run logs only the first of a kind), so that a caller
+// can count and explain them: a permission denied on the election key is a
+// configuration mistake that retrying will not heal.
+func WithCampaignErrors(f func(error)) Option {
+	return func(c *Candidate) error {
+		c.onError = f
 		return nil
 	}
 }

@@ -32,6 +32,9 @@ func (c *Candidate) Run(ctx context.Context, lease clientv3.LeaseID, lead func(l
 			if errors.Is(err, ErrLeaseGone) && lease != clientv3.NoLease {
 				return err
 			}
+			if c.onError != nil {
+				c.onError(err)
+			}
 			if msg := err.Error(); msg != last {
 				c.log.Warn("campaign failed; retrying", "err", err)
 				last = msg

@@ -168,3 +168,73 @@ func TestAgentExplainsTLSMismatch(t *testing.T) {
 		t.Errorf("/healthz = %d, want 503", code)
 	}
 }
+
+// TestAgentReportsCampaignDenied: an agent whose etcd user may write its own
+// host's keys but not the election of a master_election service registers,
+// and says once, at error level with the fix, that it cannot become master;
+// every refused attempt is counted.
+func TestAgentReportsCampaignDenied(t *testing.T) {
+	tlsFiles := testkit.NewTLS(t, "root")
+	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	keys := registry.MustKeys("/rollcall")
+	root := e.Client(t)
+	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	// host-a may campaign for db only.
+	plan, err := rbac.NewPlan(keys, []rbac.Host{{Name: "host-a", Elections: []string{"db"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := tlsFiles.Issue(t, "host-a", "host-a", false)
+	var logs testkit.Buffer
+	cfg := &Config{Host: "host-a", TTL: 3 * time.Second,
+		Etcd:  EtcdConfig{Endpoints: e.Endpoints(), Cert: cert, Key: key, CA: tlsFiles.CA},
+		Addrs: registry.Addrs{"public": {netip.MustParseAddr("192.0.2.1")}}}
+	a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSystemd: true,
+		Static: []Service{{Name: "web", MasterElection: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.Run(actx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	defer func() { stop(); wg.Wait() }()
+
+	select {
+	case <-a.Ready():
+	case <-time.After(wait):
+		t.Fatalf("the agent did not register its own keys:\n%s", logs.String())
+	}
+	testkit.Eventually(t, wait, "the agent never counted two refused campaigns", func() bool {
+		v, _ := strconv.ParseFloat(metricValue(t, a, `rollcall_servicereg_permission_denied_total{op="campaign"}`), 64)
+		return v >= 2
+	})
+	out := logs.String()
+	if n := strings.Count(out, "etcd refused the master campaign"); n != 1 {
+		t.Errorf("refused campaign logged %d times, want once:\n%s", n, out)
+	}
+	for _, w := range []string{"level=ERROR", "key=" + keys.Election("web") + "/", "deploy/rbac.sh argument (host-a:web"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q:\n%s", w, out)
+		}
+	}
+	if v := metricValue(t, a, `rollcall_servicereg_master{service="web"}`); v != "0" {
+		t.Errorf("master gauge %q, want 0", v)
+	}
+}

@@ -134,7 +134,19 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 	if cctx.Err() != nil {
 		return
 	}
-	cand, err := election.NewCandidate(h.a.cli, cfg.Keys(), svc.Name, cfg.Host, election.WithLogger(h.a.log))
+	denied := false
+	onErr := func(err error) {
+		if !isDenied(err) {
+			return
+		}
+		h.a.refused.deniedTotal.WithLabelValues("campaign").Inc()
+		if !denied { // once per candidacy: it retries every second
+			denied = true
+			log.Error("etcd refused the master campaign: permission denied; this host cannot become master until that is fixed, retrying",
+				"key", cfg.Keys().Election(svc.Name)+"/", "fix", deniedFix(cfg.Keys(), cfg.Host, cfg.Keys().Election(svc.Name)+"/", cfg.Etcd.Cert), "err", err)
+		}
+	}
+	cand, err := election.NewCandidate(h.a.cli, cfg.Keys(), svc.Name, cfg.Host, election.WithLogger(h.a.log), election.WithCampaignErrors(onErr))
 	if err != nil {
 		log.Error("cannot campaign for master", "err", err)
 		return
