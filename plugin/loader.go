@@ -439,6 +439,12 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 	watchesOpened.WithLabelValues(l.source).Inc()
 	tick := time.NewTicker(l.progressEvery)
 	defer tick.Stop()
+	// delivered is the revision up to which the watch has delivered every
+	// event (its events and progress notifications say so; the created
+	// notification does not: events from rev on follow it); behind tracks
+	// whether it keeps up with etcd's revision.
+	delivered := rev - 1
+	var behind lag
 	for {
 		select {
 		case <-ctx.Done():
@@ -455,7 +461,15 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 			// watch opened at list revision + 1 while nothing is written.
 			// So also ask etcd (with a leader) for its revision: when it
 			// equals the revision served, the state is provably current.
-			l.confirmCurrent(wctx)
+			// The same read exposes a stuck watch: a member whose raft
+			// stopped (hung, crashed with its port open) keeps the stream
+			// open and even answers progress requests, at its old revision,
+			// while the cluster moves on; the leader check never fires
+			// because the member still believes in its old leader.
+			now := l.confirmCurrent(wctx, delivered)
+			if now != 0 && behind.stuck(now, delivered, time.Now(), l.staleAfter) {
+				return fmt.Errorf("watch stuck: etcd is at revision %d, the watch delivered only up to %d for over %v", now, delivered, l.staleAfter)
+			}
 		case resp, ok := <-wch:
 			if !ok {
 				return errors.New("watch channel closed")
@@ -466,8 +480,21 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch %s: %w", l.keys.All(), err)
 			}
-			l.seen()
-			l.setStatus(stateWatching, nil)
+			switch {
+			case resp.IsProgressNotify():
+				delivered = max(delivered, resp.Header.Revision)
+			case len(resp.Events) > 0:
+				// Not the header's revision: etcd may send a long catch-up
+				// in parts, each with the current revision in its header.
+				delivered = max(delivered, resp.Events[len(resp.Events)-1].Kv.ModRevision)
+			}
+			// A response short of a revision etcd already reported (a
+			// stuck member's progress notification) is no word that the
+			// state is current.
+			if delivered >= behind.target {
+				l.seen()
+				l.setStatus(stateWatching, nil)
+			}
 			if len(resp.Events) > 0 {
 				l.apply(resp)
 			}
@@ -476,22 +503,49 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 }
 
 // confirmCurrent marks the state fresh when etcd, asked through a member
-// that has a leader, is at the revision already served. A count-only read of
+// that has a leader, is at a revision the watch has already delivered, and
+// returns that revision (0 when etcd did not answer). A count-only read of
 // one key off the query path; a failure leaves the state age growing.
-func (l *loader) confirmCurrent(ctx context.Context) {
+func (l *loader) confirmCurrent(ctx context.Context, delivered int64) int64 {
 	cctx, cancel := context.WithTimeout(ctx, l.progressEvery)
 	defer cancel()
 	resp, err := l.cli.Get(cctx, l.keys.All(), clientv3.WithCountOnly(), clientv3.WithLimit(1))
 	if err != nil {
-		return
+		return 0
 	}
 	l.mu.Lock()
-	current := resp.Header.Revision <= l.st.rev
+	current := resp.Header.Revision <= max(delivered, l.st.rev)
 	l.mu.Unlock()
 	if current {
 		l.seen()
 		l.setStatus(stateWatching, nil)
 	}
+	return resp.Header.Revision
+}
+
+// lag follows whether a watch keeps up with etcd. A watch that is merely
+// busy reaches every revision etcd reported a moment later; a stuck one
+// stays short of the same revision.
+type lag struct {
+	target int64     // a revision etcd reported that the watch had not delivered
+	since  time.Time // when target was first reported
+}
+
+// stuck takes etcd's revision now (read through a member with a leader) and
+// the revision the watch has delivered, and says whether the watch has been
+// short of the same reported revision for longer than limit.
+func (g *lag) stuck(etcdRev, delivered int64, now time.Time, limit time.Duration) bool {
+	if delivered >= g.target {
+		g.target = 0 // caught up with what etcd reported before
+	}
+	if etcdRev <= delivered {
+		return false
+	}
+	if g.target == 0 {
+		g.target, g.since = etcdRev, now
+		return false
+	}
+	return now.Sub(g.since) > limit
 }
 
 // apply applies one watch response and rebuilds what it touched.
