@@ -14,6 +14,17 @@ import (
 // the caller caused; the campaign then looks again.
 var errWatchLost = errors.New("watch ended")
 
+// errRecheck is returned by waitDelete after recheckEvery without news.
+var errRecheck = errors.New("no news for a while")
+
+// recheckEvery bounds how long a waiting candidate trusts one watch. A watch
+// on a member that hung with its connection open (raft stopped, port up)
+// stays silent and keeps its leader, so it neither delivers the deletion nor
+// ends; the candidate would wait for ever while the key ahead is long gone.
+// After this long it reads the election again, through whichever member
+// answers, and watches anew.
+var recheckEvery = 5 * time.Second
+
 // put writes the candidacy key on the lease, only if it does not exist, and
 // returns its create revision: the term it will have if it wins.
 //
@@ -45,7 +56,9 @@ func (l *Leadership) waitTurn(ctx context.Context, term int64) error {
 	prefix := l.c.keys.Election(l.c.service) + "/"
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(term-1))
 	for {
-		r, err := l.cli.Get(ctx, prefix, opts...)
+		gctx, cancel := context.WithTimeout(ctx, recheckEvery)
+		r, err := l.cli.Get(gctx, prefix, opts...)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("read election: %w", err)
 		}
@@ -53,6 +66,9 @@ func (l *Leadership) waitTurn(ctx context.Context, term int64) error {
 			return nil
 		}
 		err = waitDelete(ctx, l.cli, string(r.Kvs[0].Key), r.Header.Revision+1)
+		if errors.Is(err, errRecheck) {
+			continue
+		}
 		if errors.Is(err, errWatchLost) {
 			// No etcd leader or a closing client: pause, then look again.
 			select {
@@ -89,9 +105,10 @@ func (l *Leadership) waitTurnOnLease(ctx context.Context, term int64) error {
 	return err
 }
 
-// waitDelete blocks until key is deleted at or after rev, or the watch ends.
+// waitDelete blocks until key is deleted at or after rev, the watch ends, or
+// recheckEvery passes.
 func waitDelete(ctx context.Context, cli *clientv3.Client, key string, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), recheckEvery)
 	defer cancel()
 	for wr := range cli.Watch(wctx, key, clientv3.WithRev(rev)) {
 		if wr.Err() != nil {
@@ -105,6 +122,9 @@ func waitDelete(ctx context.Context, cli *clientv3.Client, key string, rev int64
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if wctx.Err() != nil {
+		return errRecheck
 	}
 	return errWatchLost
 }
