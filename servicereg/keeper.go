@@ -288,12 +288,7 @@ func (a *Agent) grant(ctx context.Context, ttl time.Duration) (clientv3.LeaseID,
 		return 0, nil, nil, fmt.Errorf("grant a %v lease: %w", ttl, err)
 	}
 	kctx, kcancel := context.WithCancel(ctx)
-	ka, err := a.cli.KeepAlive(kctx, resp.ID)
-	if err != nil {
-		kcancel()
-		return 0, nil, nil, fmt.Errorf("keep lease %x alive: %w", int64(resp.ID), err)
-	}
-	return resp.ID, ka, kcancel, nil
+	return resp.ID, a.keepAlive(kctx, resp.ID, time.Duration(resp.TTL)*time.Second), kcancel, nil
 }
 
 // revoke ends the lease so that every key on it goes at once. It runs when

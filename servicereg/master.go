@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -158,7 +159,7 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 		q.close()
 		hooks.Wait()
 	}()
-	err = cand.Run(cctx, lease, func(l *election.Leadership) {
+	lead := func(l *election.Leadership) {
 		h.master.WithLabelValues(svc.Name).Set(1)
 		log.Info("master: this host is master", "term", l.Term())
 		q.push(hookRun{master: true, term: l.Term()})
@@ -181,11 +182,66 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 		h.master.WithLabelValues(svc.Name).Set(0)
 		log.Info("master: this host is standby", "term", l.Term(), "reason", reason)
 		q.push(hookRun{master: false, term: l.Term()})
-	})
+	}
+	for again := false; ; again = true {
+		err = cand.Run(cctx, lease, lead)
+		if !errors.Is(err, election.ErrLeaseGone) || cctx.Err() != nil {
+			break
+		}
+		// The election found the lease gone. When it is, the main loop
+		// finds out too and ends this candidacy; until then it may be a
+		// false alarm (a member that hung answers for leases it no longer
+		// keeps), and a candidacy given up on it would not come back while
+		// the lease and the service live on. So campaign again.
+		if !again {
+			log.Info("master campaign: the election saw the lease gone; campaigning again until the agent confirms", "err", err)
+		}
+		select {
+		case <-cctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Info("master campaign ended", "err", err)
 	}
+	h.withdraw(ctx, cfg.Keys().Election(svc.Name), lease, log)
 }
+
+// withdraw makes sure the candidacy key of a campaign that ended is gone.
+// Run resigns (or abandons a campaign not won yet) with one try each; when
+// those fail (etcd unreachable, a member hung with its connection open) the
+// key stays on the lease, which lives on with the host record: this host
+// stays master in etcd, or in line, with its service absent, and no other
+// host takes over. So the key is deleted here until that works. Nothing else
+// writes it meanwhile: the service's next candidacy waits for this one. When
+// the agent stops, revoking the lease deletes it instead.
+func (h *masterHook) withdraw(ctx context.Context, election string, lease clientv3.LeaseID, log *slog.Logger) {
+	key := fmt.Sprintf("%s/%x", election, int64(lease))
+	for i := 0; ctx.Err() == nil; i++ {
+		dctx, cancel := context.WithTimeout(ctx, etcdOpTimeout)
+		_, err := h.a.cli.Delete(dctx, key)
+		cancel()
+		if err == nil {
+			if i > 0 {
+				log.Info("candidacy withdrawn", "key", key)
+			}
+			return
+		}
+		if isDenied(err) {
+			return // then the campaign could not write the key either
+		}
+		if i == 0 {
+			log.Warn("candidacy key left behind; deleting it until that works", "key", key, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(withdrawRetry):
+		}
+	}
+}
+
+// withdrawRetry is the pause between tries of withdraw.
+const withdrawRetry = 500 * time.Millisecond
 
 // hookRun is one on_master (master) or on_standby run for a term.
 type hookRun struct {
