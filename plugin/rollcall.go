@@ -89,16 +89,19 @@ func (rc *Rollcall) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if f.res == nameError && rc.cfg.fall.Through(q.Name) {
 		return plugin.NextOrFailure(rc.Name(), rc.Next, ctx, w, r)
 	}
-	view, ecs := rc.viewOf(w, r)
-	return rc.respond(w, r, q, zone, &f, view, ecs)
+	opt := r.IsEdns0()
+	view, ecs := rc.viewOf(w, opt)
+	return rc.respond(w, r, opt, zone, &f, view, ecs)
 }
 
 // respond packs the answer to r and writes it: as packed when the writer
 // is CoreDNS's own (no plugin before this one wraps it), else unpacked into
 // a dns.Msg so that wrapping plugins (log, metrics, rewrite...) see it.
-func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, q dns.Question, zone int, f *found, view viewSet, ecs *dns.EDNS0_SUBNET) (int, error) {
-	raw, opt := rawWriter(w, r)
-	limit := sizeLimit(w, r)
+// opt is the request's OPT record, or nil.
+func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone int, f *found, view viewSet, ecs *dns.EDNS0_SUBNET) (int, error) {
+	q := r.Question[0]
+	raw := rawWriter(w, r, opt)
+	limit := sizeLimit(w, opt)
 	if opt != nil {
 		// Room for the OPT record CoreDNS (or this, when raw) adds.
 		limit -= optLen
@@ -117,24 +120,23 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, q dns.Question, zo
 		p.svcAt = wb.suffix(1 + len(f.svc) + len(zw))
 	}
 	p.answer(f)
+	// Packed as is, the reply carries its OPT record; handed on as a
+	// dns.Msg, CoreDNS adds the request's, with the options it copies,
+	// unless the reply has one: only for the client subnet echo.
+	if opt != nil && (raw != nil || ecs != nil) {
+		wb.opt(opt, ecs)
+	}
+	wb.finish()
 	if raw != nil {
-		if opt != nil {
-			wb.opt(opt, ecs)
-		}
-		wb.finish()
 		if _, err := raw.Write(wb.b); err != nil {
 			return dns.RcodeServerFailure, fmt.Errorf("write answer to %v: %w", w.RemoteAddr(), err)
 		}
 		return dns.RcodeSuccess, nil
 	}
-	wb.finish()
 	m := new(dns.Msg)
 	if err := m.Unpack(wb.b); err != nil {
 		// A bug here, never the client's doing: say what was asked.
 		return dns.RcodeServerFailure, fmt.Errorf("unpack own answer to %s %s: %w", q.Name, dns.Type(q.Qtype), err)
-	}
-	if ecs != nil {
-		echoECS(m, r, ecs)
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
@@ -143,32 +145,30 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, q dns.Question, zo
 // rawWriter returns the connection's writer when packed bytes may go to it
 // as they are: the writer is CoreDNS's ScrubWriter itself (so no plugin
 // wraps it to see the dns.Msg), the query has no TSIG, and CoreDNS would
-// copy no EDNS0 option of the request into the reply. It also returns the
-// request's OPT record, or nil.
-func rawWriter(w dns.ResponseWriter, r *dns.Msg) (dns.ResponseWriter, *dns.OPT) {
-	opt := r.IsEdns0()
+// copy no EDNS0 option of the request (opt, or nil) into the reply.
+func rawWriter(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) dns.ResponseWriter {
 	sw, ok := w.(*request.ScrubWriter)
 	if !ok || r.IsTsig() != nil {
-		return nil, opt
+		return nil
 	}
 	if opt != nil {
 		for _, o := range opt.Option {
 			if edns.SupportedOption(o.Option()) {
-				return nil, opt
+				return nil
 			}
 		}
 	}
-	return sw.ResponseWriter, opt
+	return sw.ResponseWriter
 }
 
 // sizeLimit is the largest reply the client takes: over UDP its EDNS0
 // buffer size (at least 512), over TCP 64 KiB, as CoreDNS's scrubbing.
-func sizeLimit(w dns.ResponseWriter, r *dns.Msg) int {
+func sizeLimit(w dns.ResponseWriter, opt *dns.OPT) int {
 	if _, ok := w.RemoteAddr().(*net.UDPAddr); !ok {
 		return dns.MaxMsgSize
 	}
 	size := dns.MinMsgSize
-	if opt := r.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+	if opt != nil && int(opt.UDPSize()) > size {
 		size = int(opt.UDPSize())
 	}
 	return size
@@ -176,15 +176,15 @@ func sizeLimit(w dns.ResponseWriter, r *dns.Msg) int {
 
 // viewOf returns the client's view: from its EDNS Client Subnet when `ecs`
 // is on and the query carries one (returned too, to be echoed), else from
-// its source address.
-func (rc *Rollcall) viewOf(w dns.ResponseWriter, r *dns.Msg) (viewSet, *dns.EDNS0_SUBNET) {
+// its source address. opt is the request's OPT record, or nil.
+func (rc *Rollcall) viewOf(w dns.ResponseWriter, opt *dns.OPT) (viewSet, *dns.EDNS0_SUBNET) {
 	if len(rc.cfg.nets) == 0 {
 		return 0, nil
 	}
 	var ip netip.Addr
 	var ecs *dns.EDNS0_SUBNET
 	if rc.cfg.ecs {
-		ecs = ecsOption(r)
+		ecs = ecsOption(opt)
 		if ecs != nil {
 			ip, _ = netip.AddrFromSlice(ecs.Address)
 			ip = ip.Unmap()
@@ -212,8 +212,7 @@ func remoteAddr(w dns.ResponseWriter) netip.Addr {
 	return addr.Unmap()
 }
 
-func ecsOption(r *dns.Msg) *dns.EDNS0_SUBNET {
-	opt := r.IsEdns0()
+func ecsOption(opt *dns.OPT) *dns.EDNS0_SUBNET {
 	if opt == nil {
 		return nil
 	}
@@ -223,20 +222,4 @@ func ecsOption(r *dns.Msg) *dns.EDNS0_SUBNET {
 		}
 	}
 	return nil
-}
-
-// echoECS returns the client subnet option (RFC 7871) with a scope of the
-// whole source prefix: the answer holds for every address in it only as far
-// as the networks go, so a resolver must not reuse it beyond that prefix.
-func echoECS(m, r *dns.Msg, ecs *dns.EDNS0_SUBNET) {
-	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	opt.SetUDPSize(r.IsEdns0().UDPSize())
-	opt.Option = []dns.EDNS0{&dns.EDNS0_SUBNET{
-		Code:          dns.EDNS0SUBNET,
-		Family:        ecs.Family,
-		SourceNetmask: ecs.SourceNetmask,
-		SourceScope:   ecs.SourceNetmask,
-		Address:       ecs.Address,
-	}}
-	m.Extra = append(m.Extra, opt)
 }

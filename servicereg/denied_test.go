@@ -52,28 +52,10 @@ func TestDeniedFix(t *testing.T) {
 // writes nothing under host-b, and heals without a restart once the grant is
 // added.
 func TestAgentReportsDenied(t *testing.T) {
-	tlsFiles := testkit.NewTLS(t, "root")
-	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	keys := registry.MustKeys("/rollcall")
-	root := e.Client(t)
-	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
-		t.Fatal(err)
-	}
-	plan, err := rbac.NewPlan(keys, []rbac.Host{{Name: "host-a"}, {Name: "host-b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.AuthEnable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e, tlsFiles, root := startAuthEtcd(ctx, t, keys, []rbac.Host{{Name: "host-a"}, {Name: "host-b"}})
 
 	cert, key := tlsFiles.Issue(t, "host-a", "host-a", false)
 	var logs testkit.Buffer
@@ -174,29 +156,11 @@ func TestAgentExplainsTLSMismatch(t *testing.T) {
 // and says once, at error level with the fix, that it cannot become master;
 // every refused attempt is counted.
 func TestAgentReportsCampaignDenied(t *testing.T) {
-	tlsFiles := testkit.NewTLS(t, "root")
-	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	keys := registry.MustKeys("/rollcall")
-	root := e.Client(t)
-	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
-		t.Fatal(err)
-	}
 	// host-a may campaign for db only.
-	plan, err := rbac.NewPlan(keys, []rbac.Host{{Name: "host-a", Elections: []string{"db"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.AuthEnable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e, tlsFiles, _ := startAuthEtcd(ctx, t, keys, []rbac.Host{{Name: "host-a", Elections: []string{"db"}}})
 	cert, key := tlsFiles.Issue(t, "host-a", "host-a", false)
 	var logs testkit.Buffer
 	cfg := &Config{Host: "host-a", TTL: 3 * time.Second,
@@ -237,4 +201,31 @@ func TestAgentReportsCampaignDenied(t *testing.T) {
 	if v := metricValue(t, a, `rollcall_servicereg_master{service="web"}`); v != "0" {
 		t.Errorf("master gauge %q, want 0", v)
 	}
+}
+
+// startAuthEtcd starts etcd with client certificates and auth on, with the
+// RBAC roles and users of internal/rbac for hosts; it returns a client of
+// user root (the CA's "root" certificate).
+func startAuthEtcd(ctx context.Context, t *testing.T, keys registry.Keys, hosts []rbac.Host) (*testkit.Etcd, *testkit.TLSFiles, *clientv3.Client) {
+	t.Helper()
+	tlsFiles := testkit.NewTLS(t, "root")
+	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
+	root := e.Client(t)
+	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := rbac.NewPlan(keys, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return e, tlsFiles, root
 }
