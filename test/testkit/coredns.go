@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/coredns/caddy"
-	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/miekg/dns"
 
 	// The dns server type must be registered for caddy.Start to know it.
@@ -29,22 +28,9 @@ type CoreDNS struct {
 // Use port 0 in the Corefile ("example.org:0") for a free port.
 func StartCoreDNS(t testing.TB, corefile string) *CoreDNS {
 	t.Helper()
-	caddyMu.Lock()
-	caddy.Quiet = true
-	dnsserver.Quiet = true
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
-	caddyMu.Unlock()
+	c, err := tryStartCoreDNS(corefile)
 	if err != nil {
-		t.Fatalf("start CoreDNS: %v\nCorefile:\n%s", err, corefile)
-	}
-	c := &CoreDNS{Instance: inst}
-	if srvs := inst.Servers(); len(srvs) > 0 {
-		if a := srvs[0].LocalAddr(); a != nil {
-			c.UDP = a.String()
-		}
-		if a := srvs[0].Addr(); a != nil {
-			c.TCP = a.String()
-		}
+		t.Fatalf("%v\nCorefile:\n%s", err, corefile)
 	}
 	t.Cleanup(func() { c.Stop() })
 	return c
