@@ -203,29 +203,15 @@ func TestAgentReportsCampaignDenied(t *testing.T) {
 	}
 }
 
-// startAuthEtcd starts etcd with client certificates and auth on, with the
-// RBAC roles and users of internal/rbac for hosts; it returns a client of
-// user root (the CA's "root" certificate).
+// startAuthEtcd starts etcd with certificates, auth and internal/rbac's
+// roles and users for hosts, and returns root's client.
 func startAuthEtcd(ctx context.Context, t *testing.T, keys registry.Keys, hosts []rbac.Host) (*testkit.Etcd, *testkit.TLSFiles, *clientv3.Client) {
 	t.Helper()
-	tlsFiles := testkit.NewTLS(t, "root")
-	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
-	root := e.Client(t)
-	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
-		t.Fatal(err)
-	}
 	plan, err := rbac.NewPlan(keys, hosts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := root.AuthEnable(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return e, tlsFiles, root
+	return testkit.StartAuthEtcd(ctx, t, func(ctx context.Context, root *clientv3.Client) error {
+		return rbac.Apply(ctx, root, plan, nil)
+	})
 }

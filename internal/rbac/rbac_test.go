@@ -127,28 +127,15 @@ func TestScriptMatchesPlan(t *testing.T) {
 // own subtree and its service's election, and is refused host-b's subtree and
 // the election of a service it does not run.
 func TestApplyConfinesHosts(t *testing.T) {
-	tlsFiles := testkit.NewTLS(t, "root")
-	e := testkit.StartEtcd(t, testkit.WithTLS(tlsFiles))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-
-	root := e.Client(t)
-	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
-		t.Fatalf("add root: %v", err)
-	}
-	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
-		t.Fatalf("grant root: %v", err)
-	}
 	plan, err := NewPlan(keys, []Host{{Name: "host-a", Elections: []string{"web"}}, {Name: "host-b", Elections: []string{"db"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(ctx, root, plan, nil); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	if _, err := root.AuthEnable(ctx); err != nil {
-		t.Fatalf("auth enable: %v", err)
-	}
+	e, tlsFiles, root := testkit.StartAuthEtcd(ctx, t, func(ctx context.Context, root *clientv3.Client) error {
+		return Apply(ctx, root, plan, nil)
+	})
 	// Applying again, now as root under auth, changes nothing and fails not.
 	if err := Apply(ctx, root, plan, nil); err != nil {
 		t.Fatalf("apply again: %v", err)

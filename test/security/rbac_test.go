@@ -30,27 +30,15 @@ import (
 // it keeps running and retrying (no silent crash loop), and nothing appears
 // under host-b.
 func TestRBACHostConfined(t *testing.T) {
-	pki := testkit.NewTLS(t, "root")
-	e := testkit.StartEtcd(t, testkit.WithTLS(pki))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	root := e.Client(t)
-	if _, err := root.UserAddWithOptions(ctx, "root", "", &clientv3.UserAddOptions{NoPassword: true}); err != nil {
-		t.Fatalf("add root: %v", err)
-	}
-	if _, err := root.UserGrantRole(ctx, "root", "root"); err != nil {
-		t.Fatalf("grant root: %v", err)
-	}
 	plan, err := rbac.NewPlan(keys, []rbac.Host{{Name: "host-a", Elections: []string{"web"}}, {Name: "host-b", Elections: []string{"db"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rbac.Apply(ctx, root, plan, nil); err != nil {
-		t.Fatalf("apply the RBAC plan: %v", err)
-	}
-	if _, err := root.AuthEnable(ctx); err != nil {
-		t.Fatalf("auth enable: %v", err)
-	}
+	e, pki, root := testkit.StartAuthEtcd(ctx, t, func(ctx context.Context, root *clientv3.Client) error {
+		return rbac.Apply(ctx, root, plan, nil)
+	})
 	aCert, aKey := pki.Issue(t, "host-a", "host-a", false)
 
 	sd := testkit.StartSystemd(t)
