@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -28,7 +27,7 @@ type agentProc struct {
 	Host    string
 	Overlay netip.Addr
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	out     *childOutput
 	done    chan struct{}
 }
 
@@ -55,10 +54,10 @@ func startAgent(tb *benchTB, cfg Config, env *Env, sd *testkit.Systemd, n int, h
 	if err := os.WriteFile(path, []byte(agentConfig(host, env.Etcd.ClientURL, ttl, pub, ovl, svcs)), 0o644); err != nil {
 		return nil, err
 	}
-	a := &agentProc{Host: host, Overlay: ovl, log: new(bytes.Buffer), done: make(chan struct{})}
+	a := &agentProc{Host: host, Overlay: ovl, out: new(childOutput), done: make(chan struct{})}
 	a.cmd = exec.Command(cfg.Servicereg(), "-config", path, "-metrics", "", "-log-level", "warn")
 	a.cmd.Env = append(os.Environ(), sd.Env()...)
-	a.cmd.Stdout = &lockedWriter{w: a.log}
+	a.cmd.Stdout = a.out
 	a.cmd.Stderr = a.cmd.Stdout
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
@@ -93,14 +92,7 @@ func (a *agentProc) Kill() {
 
 // Log returns the agent's output so far.
 func (a *agentProc) Log() string {
-	lw := a.cmd.Stdout.(*lockedWriter)
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	s := a.log.String()
-	if len(s) > 1500 {
-		s = "..." + s[len(s)-1500:]
-	}
-	return s
+	return a.out.Tail(1500)
 }
 
 // waitDNS queries name until cond holds for the answer or timeout passes;

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -137,18 +136,18 @@ func masterHost(m *dns.Msg, svc string) string {
 // electProc is one `rollcall elect` candidate.
 type electProc struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	out  *childOutput
 	done chan struct{}
 }
 
 // startElect runs `rollcall elect` for svc as host; its command waits for
 // the elect process to go away, so no orphan outlives a SIGKILL.
 func startElect(tb *benchTB, cfg Config, env *Env, svc, host string) (*electProc, error) {
-	p := &electProc{log: new(bytes.Buffer), done: make(chan struct{})}
+	p := &electProc{out: new(childOutput), done: make(chan struct{})}
 	p.cmd = exec.Command(cfg.Rollcall(), "elect", "--endpoints", env.Etcd.ClientURL, "--prefix", smallPrefix,
 		"--host", host, "--ttl", fmt.Sprintf("%ds", int(cfg.AgentTTL.Seconds())), "--grace", "1s", svc, "--",
 		"/bin/sh", "-c", "while kill -0 $PPID 2>/dev/null; do sleep 0.2; done")
-	p.cmd.Stdout = &lockedWriter{w: p.log}
+	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.cmd.Stdout
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -203,7 +202,7 @@ func electFailover(ctx context.Context, cfg Config, env *Env, tb *benchTB, sec *
 		procs[h] = p
 		// Campaign in order, so the first host is master.
 		if _, err := waitDNS(ctx, addr, master, 30*time.Second, func(m *dns.Msg) bool { return masterHost(m, svc) != "" }); err != nil {
-			return fmt.Errorf("%w; rollcall elect log: %s", err, p.log.String())
+			return fmt.Errorf("%w; rollcall elect log: %s", err, p.out.Tail(1500))
 		}
 	}
 	waitCandidates := func() error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -43,7 +42,7 @@ type Server struct {
 	PprofAddr string // the pprof plugin's address, "" if none
 	Dir       string
 	cmd       *exec.Cmd
-	log       *bytes.Buffer
+	out       *childOutput
 	done      chan struct{}
 	Started   time.Time
 }
@@ -73,7 +72,7 @@ func StartServer(name, bin, dir, corefile string, p serverPorts, pin Pinning) (*
 		ReadyURL:  fmt.Sprintf("http://127.0.0.1:%d/ready", p.Ready),
 		PprofAddr: "127.0.0.1:" + strconv.Itoa(p.Pprof),
 		Dir:       dir,
-		log:       new(bytes.Buffer),
+		out:       new(childOutput),
 		done:      make(chan struct{}),
 	}
 	s.cmd = exec.Command(argv[0], argv[1:]...)
@@ -82,7 +81,7 @@ func StartServer(name, bin, dir, corefile string, p serverPorts, pin Pinning) (*
 	if pin.Enabled() {
 		s.cmd.Env = append(s.cmd.Env, "GOMAXPROCS=1")
 	}
-	s.cmd.Stdout = &lockedWriter{w: s.log}
+	s.cmd.Stdout = s.out
 	s.cmd.Stderr = s.cmd.Stdout
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s.Started = time.Now()
@@ -211,14 +210,7 @@ func parseKB(s string) (int64, error) {
 
 // Log returns the server's output so far (for error messages).
 func (s *Server) Log() string {
-	lw := s.cmd.Stdout.(*lockedWriter)
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	out := s.log.String()
-	if len(out) > 2000 {
-		out = "..." + out[len(out)-2000:]
-	}
-	return out
+	return s.out.Tail(2000)
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5s).
