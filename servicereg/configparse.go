@@ -58,6 +58,12 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		cfg.Services = append(cfg.Services, p.parseServicesFile(f, data)...)
 	}
+	return p.finish(cfg, path)
+}
+
+// finish checks what spans files (unique services), then normalizes cfg,
+// read from the main config file path, if nothing was wrong so far.
+func (p *parser) finish(cfg *Config, path string) (*Config, error) {
 	p.checkUnique(cfg.Services)
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -86,16 +92,7 @@ func inFile(file string, err error) error {
 // normalizes it; name is used in messages. LoadConfig is the usual entry.
 func ParseConfig(name string, data []byte) (*Config, error) {
 	p := &parser{}
-	cfg := p.parseMain(name, data)
-	p.checkUnique(cfg.Services)
-	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
-	}
-	cfg.Path = name
-	if err := cfg.Normalize(); err != nil {
-		return nil, inFile(name, err)
-	}
-	return cfg, nil
+	return p.finish(p.parseMain(name, data), name)
 }
 
 func readLimited(path string) ([]byte, error) {
