@@ -34,6 +34,19 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // runAgent runs a until the returned stop is called (or the test ends) and
 // waits for its first registration.
+// newDemoAgent makes, without starting it, the agent of host h1 on etcd at
+// endpoints with one service, demo, taken as active (no systemd); ttl 0 is
+// the default TTL.
+func newDemoAgent(t *testing.T, endpoints []string, ttl time.Duration) *Agent {
+	t.Helper()
+	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: endpoints}, TTL: ttl}
+	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func runAgent(t *testing.T, a *Agent) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -212,11 +225,7 @@ func TestRestartRebuildsAndRemovesOnlyOwnStrays(t *testing.T) {
 func TestEtcdOutageRecovers(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
-	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}, TTL: 2 * time.Second}
-	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDemoAgent(t, e.Endpoints(), 2*time.Second)
 	runAgent(t, a)
 	demo := keys.Instance("h1", "demo")
 	_, before, ok := get(t, cli, demo)
@@ -253,11 +262,7 @@ func TestEtcdOutageRecovers(t *testing.T) {
 func TestLeaseRevokedExternally(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
-	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}, TTL: 5 * time.Second}
-	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDemoAgent(t, e.Endpoints(), 5*time.Second)
 	runAgent(t, a)
 	demo := keys.Instance("h1", "demo")
 	_, lease, _ := get(t, cli, demo)
@@ -365,14 +370,10 @@ func hostRecord(t *testing.T, cli *clientv3.Client, host string) *registry.Host 
 func TestReloadAppliesDifference(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
-	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}}
-	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDemoAgent(t, e.Endpoints(), 0)
 	runAgent(t, a)
 
-	moved := *cfg
+	moved := *a.Config()
 	moved.Host = "h2"
 	if err := a.Reload(&moved); err != nil {
 		t.Fatal(err)
@@ -395,11 +396,7 @@ func TestReloadAppliesDifference(t *testing.T) {
 func TestQuorumLossRecovers(t *testing.T) {
 	c := testkit.StartCluster(t, 3)
 	cli := c.Client(t)
-	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: c.Endpoints()}, TTL: 2 * time.Second}
-	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDemoAgent(t, c.Endpoints(), 2*time.Second)
 	runAgent(t, a)
 	demo := keys.Instance("h1", "demo")
 	_, before, ok := get(t, cli, demo)
@@ -425,11 +422,7 @@ func TestQuorumLossRecovers(t *testing.T) {
 func TestRepairsExternalDelete(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
-	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}}
-	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDemoAgent(t, e.Endpoints(), 0)
 	runAgent(t, a)
 	demo := keys.Instance("h1", "demo")
 	testkit.Delete(t, cli, demo)

@@ -58,11 +58,7 @@ func TestHealthStatus(t *testing.T) {
 
 func TestMetricsAndHealthz(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}, TTL: 2 * time.Second}
-	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "demo"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newDemoAgent(t, e.Endpoints(), 2*time.Second)
 	if code, _ := healthz(a); code != http.StatusServiceUnavailable {
 		t.Fatalf("healthz before start = %d, want 503", code)
 	}
