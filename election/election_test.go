@@ -237,31 +237,39 @@ func TestThreeCandidatesTakeTurns(t *testing.T) {
 	}
 }
 
+// keptLease grants a lease of ttl seconds and keeps it alive until the test
+// ends, as the agent keeps its one lease that candidacies share.
+func keptLease(t *testing.T, cli *clientv3.Client, ttl int64) clientv3.LeaseID {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	g, err := cli.Grant(ctx, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.KeepAlive(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	return g.ID
+}
+
 // TestRevokedLeaseLosesLeadership: a candidate on the agent's lease loses
 // leadership when that lease is revoked; the other takes over.
 func TestRevokedLeaseLosesLeadership(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
 	ctx := context.Background()
-	g, err := cli.Grant(ctx, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The agent keeps its one lease alive; the candidacy shares it.
-	kctx, stopKeepAlive := context.WithCancel(ctx)
-	defer stopKeepAlive()
-	if _, err := cli.KeepAlive(kctx, g.ID); err != nil {
-		t.Fatal(err)
-	}
+	lease := keptLease(t, cli, 5)
 	a := newCandidate(t, cli, "web", "host-a")
 	b := newCandidate(t, cli, "web", "host-b", WithTTL(5*time.Second))
-	la := won(t, campaign(t, a, g.ID), "a")
-	if la.Lease() != g.ID {
-		t.Fatalf("leadership on lease %x, want the agent's %x", la.Lease(), g.ID)
+	la := won(t, campaign(t, a, lease), "a")
+	if la.Lease() != lease {
+		t.Fatalf("leadership on lease %x, want the agent's %x", la.Lease(), lease)
 	}
 	chB := campaign(t, b, clientv3.NoLease)
 
-	if _, err := cli.Revoke(ctx, g.ID); err != nil {
+	if _, err := cli.Revoke(ctx, lease); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, wait, "a's leadership ended", func() bool { return ended(la) })
@@ -276,7 +284,7 @@ func TestRevokedLeaseLosesLeadership(t *testing.T) {
 		t.Fatalf("b's term %d not larger than a's %d", lb.Term(), la.Term())
 	}
 	// Campaigning on a revoked lease fails clearly.
-	_, err = a.Campaign(ctx, g.ID)
+	_, err := a.Campaign(ctx, lease)
 	if !errors.Is(err, ErrLeaseGone) {
 		t.Fatalf("campaign on a revoked lease: %v, want ErrLeaseGone", err)
 	}
@@ -380,17 +388,9 @@ func TestNoResumeAfterLoss(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
 	ctx := context.Background()
-	g, err := cli.Grant(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kctx, stopKeepAlive := context.WithCancel(ctx)
-	defer stopKeepAlive()
-	if _, err := cli.KeepAlive(kctx, g.ID); err != nil {
-		t.Fatal(err)
-	}
+	lease := keptLease(t, cli, 10)
 	a := newCandidate(t, cli, "web", "host-a")
-	l1 := won(t, campaign(t, a, g.ID), "a")
+	l1 := won(t, campaign(t, a, lease), "a")
 
 	testkit.Delete(t, cli, l1.Key())
 	testkit.Eventually(t, wait, "leadership ended on key delete", func() bool { return ended(l1) })
@@ -403,7 +403,7 @@ func TestNoResumeAfterLoss(t *testing.T) {
 		t.Fatalf("guarded write of a lost term: succeeded=%v err=%v", r != nil && r.Succeeded, err)
 	}
 
-	l2 := won(t, campaign(t, a, g.ID), "a again")
+	l2 := won(t, campaign(t, a, lease), "a again")
 	if l2.Term() <= l1.Term() {
 		t.Fatalf("new term %d not larger than the lost %d", l2.Term(), l1.Term())
 	}
@@ -414,14 +414,14 @@ func TestNoResumeAfterLoss(t *testing.T) {
 
 	// A new campaign while l2's key is still there replaces it: l2 is lost
 	// and the new leadership has a new term.
-	l3 := won(t, campaign(t, a, g.ID), "a a third time")
+	l3 := won(t, campaign(t, a, lease), "a a third time")
 	testkit.Eventually(t, wait, "old leadership ended", func() bool { return ended(l2) })
 	if l3.Term() <= l2.Term() {
 		t.Fatalf("new term %d not larger than the replaced %d", l3.Term(), l2.Term())
 	}
 	// Resign leaves the caller's lease alone.
 	resign(t, l3)
-	ttl, err := cli.TimeToLive(ctx, g.ID)
+	ttl, err := cli.TimeToLive(ctx, lease)
 	if err != nil || ttl.TTL <= 0 {
 		t.Fatalf("the agent's lease is gone after Resign: %+v %v", ttl, err)
 	}
@@ -561,22 +561,14 @@ func TestRunCampaignsAgain(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cli := e.Client(t)
 	ctx := context.Background()
-	g, err := cli.Grant(ctx, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kctx, stopKeepAlive := context.WithCancel(ctx)
-	defer stopKeepAlive()
-	if _, err := cli.KeepAlive(kctx, g.ID); err != nil {
-		t.Fatal(err)
-	}
+	lease := keptLease(t, cli, 5)
 	c := newCandidate(t, cli, "web", "host-a")
 	terms := make(chan int64, 10)
 	var mu sync.Mutex
 	var current *Leadership
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- c.Run(ctx, g.ID, func(l *Leadership) {
+		runErr <- c.Run(ctx, lease, func(l *Leadership) {
 			mu.Lock()
 			current = l
 			mu.Unlock()
@@ -603,7 +595,7 @@ func TestRunCampaignsAgain(t *testing.T) {
 	if t2 <= t1 {
 		t.Fatalf("term after loss %d not larger than %d", t2, t1)
 	}
-	if _, err := cli.Revoke(ctx, g.ID); err != nil {
+	if _, err := cli.Revoke(ctx, lease); err != nil {
 		t.Fatal(err)
 	}
 	select {
