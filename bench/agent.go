@@ -27,7 +27,7 @@ type agentProc struct {
 	Host    string
 	Overlay netip.Addr
 	cmd     *exec.Cmd
-	out     *childOutput
+	out     *testkit.Buffer
 	done    chan struct{}
 }
 
@@ -54,7 +54,7 @@ func startAgent(tb *benchTB, cfg Config, env *Env, sd *testkit.Systemd, n int, h
 	if err := os.WriteFile(path, []byte(agentConfig(host, env.Etcd.ClientURL, ttl, pub, ovl, svcs)), 0o644); err != nil {
 		return nil, err
 	}
-	a := &agentProc{Host: host, Overlay: ovl, out: new(childOutput), done: make(chan struct{})}
+	a := &agentProc{Host: host, Overlay: ovl, out: new(testkit.Buffer), done: make(chan struct{})}
 	a.cmd = exec.Command(cfg.Servicereg(), "-config", path, "-metrics", "", "-log-level", "warn")
 	a.cmd.Env = append(os.Environ(), sd.Env()...)
 	a.cmd.Stdout = a.out

@@ -136,14 +136,14 @@ func masterHost(m *dns.Msg, svc string) string {
 // electProc is one `rollcall elect` candidate.
 type electProc struct {
 	cmd  *exec.Cmd
-	out  *childOutput
+	out  *testkit.Buffer
 	done chan struct{}
 }
 
 // startElect runs `rollcall elect` for svc as host; its command waits for
 // the elect process to go away, so no orphan outlives a SIGKILL.
 func startElect(tb *benchTB, cfg Config, env *Env, svc, host string) (*electProc, error) {
-	p := &electProc{out: new(childOutput), done: make(chan struct{})}
+	p := &electProc{out: new(testkit.Buffer), done: make(chan struct{})}
 	p.cmd = exec.Command(cfg.Rollcall(), "elect", "--endpoints", env.Etcd.ClientURL, "--prefix", smallPrefix,
 		"--host", host, "--ttl", fmt.Sprintf("%ds", int(cfg.AgentTTL.Seconds())), "--grace", "1s", svc, "--",
 		"/bin/sh", "-c", "while kill -0 $PPID 2>/dev/null; do sleep 0.2; done")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // Pinning says which CPUs the server and the load generator run on. Every
@@ -42,7 +44,7 @@ type Server struct {
 	PprofAddr string // the pprof plugin's address, "" if none
 	Dir       string
 	cmd       *exec.Cmd
-	out       *childOutput
+	out       *testkit.Buffer
 	done      chan struct{}
 	Started   time.Time
 }
@@ -72,7 +74,7 @@ func StartServer(name, bin, dir, corefile string, p serverPorts, pin Pinning) (*
 		ReadyURL:  fmt.Sprintf("http://127.0.0.1:%d/ready", p.Ready),
 		PprofAddr: "127.0.0.1:" + strconv.Itoa(p.Pprof),
 		Dir:       dir,
-		out:       new(childOutput),
+		out:       new(testkit.Buffer),
 		done:      make(chan struct{}),
 	}
 	s.cmd = exec.Command(argv[0], argv[1:]...)

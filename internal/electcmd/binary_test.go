@@ -18,7 +18,7 @@ import (
 // CMD gracefully, resigns and exits with CMD's code.
 func TestBinarySIGTERM(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	var stdout, stderr buffer
+	var stdout, stderr testkit.Buffer
 	cmd := testkit.Cmd(t, "rollcall", append([]string{"elect"}, args(e, "host-a", "web", "--", "sh", "-c",
 		`trap 'echo got-term; exit 0' TERM; echo started; while :; do sleep 0.1; done`)...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

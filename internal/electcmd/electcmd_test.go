@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,27 +21,9 @@ import (
 
 const wait = 20 * time.Second
 
-// buffer is a bytes.Buffer safe for CMD's output copier and the test.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // run is one `rollcall elect` running in the background.
 type run struct {
-	stdout, stderr buffer
+	stdout, stderr testkit.Buffer
 	cancel         context.CancelFunc
 	done           chan struct{}
 	code           int

@@ -23,3 +23,13 @@ func (s *Buffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Tail returns the last n bytes written so far, marked when cut: enough of
+// a process's log for an error message.
+func (s *Buffer) Tail(n int) string {
+	out := s.String()
+	if len(out) > n {
+		out = "..." + out[len(out)-n:]
+	}
+	return out
+}
