@@ -47,7 +47,9 @@ func newDemoAgent(t *testing.T, endpoints []string, ttl time.Duration) *Agent {
 	return a
 }
 
-func runAgent(t *testing.T, a *Agent) (stop func()) {
+// startAgent runs a until the test ends or stop is called; a Run error fails
+// the test.
+func startAgent(t *testing.T, a *Agent) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -59,6 +61,13 @@ func runAgent(t *testing.T, a *Agent) (stop func()) {
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
 	t.Cleanup(stop)
+	return stop
+}
+
+// runAgent is startAgent, then waits until a has written its registration.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
+	t.Helper()
+	stop = startAgent(t, a)
 	select {
 	case <-a.Ready():
 	case <-time.After(wait):

@@ -67,14 +67,7 @@ func TestAgentReportsDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := a.Run(actx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	defer func() { stop(); wg.Wait() }()
+	defer startAgent(t, a)()
 
 	// Five refusals: the backoff (100ms doubling) spreads them over more
 	// than 1.5s, so keepalives (TTL 3s: one a second) went through between.
@@ -171,14 +164,7 @@ func TestAgentReportsCampaignDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := a.Run(actx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	defer func() { stop(); wg.Wait() }()
+	defer startAgent(t, a)()
 
 	select {
 	case <-a.Ready():
