@@ -36,40 +36,41 @@ type result struct {
 // campaign runs c.Campaign in the background; the test's end cancels it.
 func campaign(t *testing.T, c *Candidate, lease clientv3.LeaseID) <-chan result {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan result, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return inBackground(t, func(ctx context.Context) (result, bool) {
 		l, err := c.Campaign(ctx, lease)
-		ch <- result{l, err}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		resignLeft(ch)
+		return result{l, err}, true
 	})
-	return ch
 }
 
 // campaignUntilWon retries c.Campaign until it wins (as the agent does).
 func campaignUntilWon(t *testing.T, c *Candidate, lease clientv3.LeaseID) <-chan result {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan result, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return inBackground(t, func(ctx context.Context) (result, bool) {
 		for ctx.Err() == nil {
 			l, err := c.Campaign(ctx, lease)
 			if err == nil {
-				ch <- result{l, nil}
-				return
+				return result{l, nil}, true
 			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
+		}
+		return result{}, false
+	})
+}
+
+// inBackground runs f in a goroutine and delivers its result, if it has one,
+// on the returned channel. The test's end cancels f's context, waits for f
+// and resigns a leadership the test never took.
+func inBackground(t *testing.T, f func(ctx context.Context) (result, bool)) <-chan result {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan result, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if r, ok := f(ctx); ok {
+			ch <- r
 		}
 	}()
 	t.Cleanup(func() {
