@@ -56,23 +56,35 @@ func fixtureHandlers(t testing.TB) (map[string]*Rollcall, map[string]int64) {
 	return hs, terms
 }
 
-func TestServeDNSCases(t *testing.T) {
-	hs, terms := fixtureHandlers(t)
+// forEachCase runs f as a subtest for every fixture case, over UDP and TCP.
+func forEachCase(t *testing.T, f func(t *testing.T, c Case, tcp bool)) {
 	for _, c := range Cases {
 		for _, tcp := range []bool{false, true} {
 			name := c.Name + "/udp"
 			if tcp {
 				name = c.Name + "/tcp"
 			}
-			t.Run(name, func(t *testing.T) {
-				rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: c.From, TCP: tcp})
-				if _, err := hs[c.Zone].ServeDNS(context.Background(), rec, c.Msg()); err != nil {
-					t.Fatalf("ServeDNS: %v", err)
-				}
-				CheckCase(t, c, rec.Msg, terms)
-			})
+			t.Run(name, func(t *testing.T) { f(t, c, tcp) })
 		}
 	}
+}
+
+// serveMsgPath answers c's query with h through the message path: CoreDNS's
+// test writer, recorded, gets a dns.Msg.
+func serveMsgPath(t *testing.T, h *Rollcall, c Case, tcp bool) *dns.Msg {
+	t.Helper()
+	rec := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: c.From, TCP: tcp})
+	if _, err := h.ServeDNS(context.Background(), rec, c.Msg()); err != nil {
+		t.Fatalf("ServeDNS: %v", err)
+	}
+	return rec.Msg
+}
+
+func TestServeDNSCases(t *testing.T) {
+	hs, terms := fixtureHandlers(t)
+	forEachCase(t, func(t *testing.T, c Case, tcp bool) {
+		CheckCase(t, c, serveMsgPath(t, hs[c.Zone], c, tcp), terms)
+	})
 }
 
 func TestServeDNSTTL(t *testing.T) {
