@@ -26,9 +26,7 @@ type agentService struct {
 type agentProc struct {
 	Host    string
 	Overlay netip.Addr
-	cmd     *exec.Cmd
-	out     *testkit.Buffer
-	done    chan struct{}
+	proc    *testkit.Process
 }
 
 // agentConfig is the YAML config of an agent on the user manager sd.
@@ -54,45 +52,27 @@ func startAgent(tb *benchTB, cfg Config, env *Env, sd *testkit.Systemd, n int, h
 	if err := os.WriteFile(path, []byte(agentConfig(host, env.Etcd.ClientURL, ttl, pub, ovl, svcs)), 0o644); err != nil {
 		return nil, err
 	}
-	a := &agentProc{Host: host, Overlay: ovl, out: new(testkit.Buffer), done: make(chan struct{})}
-	a.cmd = exec.Command(cfg.Servicereg(), "-config", path, "-metrics", "", "-log-level", "warn")
-	a.cmd.Env = append(os.Environ(), sd.Env()...)
-	a.cmd.Stdout = a.out
-	a.cmd.Stderr = a.cmd.Stdout
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start servicereg for %s: %w", host, err)
+	cmd := exec.Command(cfg.Servicereg(), "-config", path, "-metrics", "", "-log-level", "warn")
+	cmd.Env = append(os.Environ(), sd.Env()...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	proc, err := testkit.StartProcess(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("servicereg for %s: %w", host, err)
 	}
-	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	a := &agentProc{Host: host, Overlay: ovl, proc: proc}
 	tb.Cleanup(a.Stop)
 	return a, nil
 }
 
 // Stop stops the agent gracefully (it revokes its lease).
-func (a *agentProc) Stop() {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(10 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-}
+func (a *agentProc) Stop() { a.proc.Stop(10 * time.Second) }
 
 // Kill kills the agent with SIGKILL: its lease lives on until its TTL.
-func (a *agentProc) Kill() {
-	_ = a.cmd.Process.Kill()
-	<-a.done
-}
+func (a *agentProc) Kill() { a.proc.Kill() }
 
 // Log returns the agent's output so far.
 func (a *agentProc) Log() string {
-	return a.out.Tail(1500)
+	return a.proc.Out.Tail(1500)
 }
 
 // waitDNS queries name until cond holds for the answer or timeout passes;

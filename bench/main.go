@@ -32,7 +32,6 @@ import (
 type Config struct {
 	Bin           string // folder holding coredns, servicereg
 	ServiceregBin string // the agent binary; default Bin/servicereg
-	RollcallBin   string // the CLI; default Bin/rollcall
 	Out           string // report path, "" for none
 	Parts         map[string]bool
 	Small         Dataset // throughput data set
@@ -65,14 +64,6 @@ func (c Config) Servicereg() string {
 		return c.ServiceregBin
 	}
 	return filepath.Join(c.Bin, "servicereg")
-}
-
-// Rollcall is the CLI binary's path.
-func (c Config) Rollcall() string {
-	if c.RollcallBin != "" {
-		return c.RollcallBin
-	}
-	return filepath.Join(c.Bin, "rollcall")
 }
 
 // historyFile is the hand-kept record of earlier runs' misses and their

@@ -43,9 +43,7 @@ type Server struct {
 	ReadyURL  string // the ready plugin's /ready
 	PprofAddr string // the pprof plugin's address, "" if none
 	Dir       string
-	cmd       *exec.Cmd
-	out       *testkit.Buffer
-	done      chan struct{}
+	proc      *testkit.Process
 	Started   time.Time
 }
 
@@ -74,23 +72,19 @@ func StartServer(name, bin, dir, corefile string, p serverPorts, pin Pinning) (*
 		ReadyURL:  fmt.Sprintf("http://127.0.0.1:%d/ready", p.Ready),
 		PprofAddr: "127.0.0.1:" + strconv.Itoa(p.Pprof),
 		Dir:       dir,
-		out:       new(testkit.Buffer),
-		done:      make(chan struct{}),
 	}
-	s.cmd = exec.Command(argv[0], argv[1:]...)
-	s.cmd.Dir = dir
-	s.cmd.Env = os.Environ()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
 	if pin.Enabled() {
-		s.cmd.Env = append(s.cmd.Env, "GOMAXPROCS=1")
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
-	s.cmd.Stdout = s.out
-	s.cmd.Stderr = s.cmd.Stdout
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s.Started = time.Now()
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start coredns for %s: %w", name, err)
+	var err error
+	if s.proc, err = testkit.StartProcess(cmd); err != nil {
+		return nil, fmt.Errorf("coredns for %s: %w", name, err)
 	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	return s, nil
 }
 
@@ -102,7 +96,7 @@ func (s *Server) WaitReady(ctx context.Context, timeout time.Duration) (time.Tim
 	cl := &http.Client{Timeout: time.Second}
 	for {
 		select {
-		case <-s.done:
+		case <-s.proc.Done():
 			return time.Time{}, fmt.Errorf("coredns for %s exited: %s", s.Name, s.Log())
 		default:
 		}
@@ -140,7 +134,7 @@ func (s *Server) WaitAnswering(ctx context.Context, timeout time.Duration) error
 }
 
 // Pid is the process id of the server.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+func (s *Server) Pid() int { return s.proc.Cmd.Process.Pid }
 
 // RSS returns the server's resident memory (VmRSS) in bytes.
 func (s *Server) RSS() (int64, error) { return procRSS(s.Pid()) }
@@ -212,21 +206,15 @@ func parseKB(s string) (int64, error) {
 
 // Log returns the server's output so far (for error messages).
 func (s *Server) Log() string {
-	return s.out.Tail(2000)
+	return s.proc.Out.Tail(2000)
 }
 
 // Stop stops the server (SIGTERM, then SIGKILL after 5s).
 func (s *Server) Stop() {
-	if s == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	s.proc.Stop(5 * time.Second)
 }
 
 // Profile takes a CPU profile of the server for d through its pprof plugin

@@ -33,32 +33,23 @@ func unit(name string) string { return fmt.Sprintf("%s-rcsc%d.service", name, os
 func svc(name string) string { return fmt.Sprintf("  - name: %s\n    unit: %s\n", name, unit(name)) }
 
 // agentProc is a running servicereg binary.
-type agentProc struct {
-	cmd     *exec.Cmd
-	out     *testkit.Buffer
-	done    chan struct{}
-	waitErr error
-}
+type agentProc struct{ *testkit.Process }
 
 func startBinary(t *testing.T, cfgPath string, env []string, args ...string) *agentProc {
 	t.Helper()
 	cmd := testkit.Cmd(t, "servicereg", append([]string{"-config", cfgPath, "-metrics", "", "-log-level", "debug"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &agentProc{cmd: cmd, out: &testkit.Buffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
+	tp, err := testkit.StartProcess(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.waitErr = cmd.Wait(); close(p.done) }()
+	p := &agentProc{tp}
 	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
+		if !p.Exited() {
+			p.Kill()
 		}
 		if t.Failed() {
-			t.Logf("servicereg output:\n%s", p.out.String())
+			t.Logf("servicereg output:\n%s", p.Out.String())
 		}
 	})
 	return p
@@ -67,8 +58,8 @@ func startBinary(t *testing.T, cfgPath string, env []string, args ...string) *ag
 func (p *agentProc) wait(t *testing.T) error {
 	t.Helper()
 	select {
-	case <-p.done:
-		return p.waitErr
+	case <-p.Done():
+		return p.Err()
 	case <-time.After(wait):
 		t.Fatalf("servicereg did not exit within %v", wait)
 		return nil
@@ -114,7 +105,7 @@ func TestSIGTERMRevokes(t *testing.T) {
 	p := startBinary(t, cfg, sd.Env())
 	web := keys.Instance("h1", "web")
 	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.wait(t); err != nil {
@@ -133,7 +124,7 @@ func TestSIGKILLExpires(t *testing.T) {
 	p := startBinary(t, cfg, sd.Env())
 	web := keys.Instance("h1", "web")
 	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
-	if err := p.cmd.Process.Kill(); err != nil {
+	if err := p.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = p.wait(t)
@@ -155,7 +146,7 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(filepath.Dir(cfg), "services.d", "api.yml"), "- name: api\n  unit: "+unit("api")+"\n")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, wait, "api registered and web gone after SIGHUP", func() bool {
@@ -164,20 +155,20 @@ func TestSIGHUPReload(t *testing.T) {
 
 	// A bad config is refused and the running one kept.
 	writeFile(t, cfg, config(e, "10s", "  - name: Bad_Name\n"))
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, wait, "refusal logged", func() bool {
-		return strings.Contains(p.out.String(), "new config refused, keeping the running one")
+		return strings.Contains(p.Out.String(), "new config refused, keeping the running one")
 	})
-	if !strings.Contains(p.out.String(), `servicereg.yml:7: services[0].name`) {
-		t.Errorf("refusal does not name the file and line:\n%s", p.out.String())
+	if !strings.Contains(p.Out.String(), `servicereg.yml:7: services[0].name`) {
+		t.Errorf("refusal does not name the file and line:\n%s", p.Out.String())
 	}
 	sd.Systemctl("stop", unit("api"))
 	testkit.Eventually(t, wait, "the kept config still works: api deregistered", func() bool { return !exists(t, cli, api) })
 	select {
-	case <-p.done:
-		t.Fatalf("servicereg exited after a bad reload: %v", p.waitErr)
+	case <-p.Done():
+		t.Fatalf("servicereg exited after a bad reload: %v", p.Err())
 	default:
 	}
 }

@@ -148,8 +148,8 @@ func TestCoreDNSRestartDuringChurn(t *testing.T) {
 		// allowed.
 		early := 0
 		testkit.Eventually(t, wait, "restarted CoreDNS never became ready", func() bool {
-			if c.exited() {
-				t.Fatalf("coredns exited: %v\n%s", c.err, c.out)
+			if c.Exited() {
+				t.Fatalf("coredns exited: %v\n%s", c.Err(), c.Out)
 			}
 			if m, err := c.query("udp", zone, dns.TypeSOA); err == nil && m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 {
 				early++

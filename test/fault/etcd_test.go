@@ -273,7 +273,7 @@ func TestEtcdLeaderAndFollowerKill(t *testing.T) {
 		changes, time.Since(t0).Round(time.Millisecond), first)
 
 	for _, a := range f.agents {
-		out := a.out.String()
+		out := a.Out.String()
 		t.Logf("agent %s: %d etcd failures logged, %d lease losses, %d leases granted", a.host,
 			strings.Count(out, "etcd operation failed"), strings.Count(out, "etcd lease lost")+strings.Count(out, "etcd lease is gone"),
 			strings.Count(out, "etcd lease granted"))
@@ -332,8 +332,8 @@ func TestWholeClusterDown(t *testing.T) {
 		age2, _ := c.metric(t, "coredns_rollcall_state_age_seconds", map[string]string{"source": src})
 		return age2 > age1 && age1 > 0
 	})
-	if !strings.Contains(c.out.String(), "unreachable, serving the last state read") {
-		t.Errorf("CoreDNS logged nothing about serving stale state:\n%s", c.out)
+	if !strings.Contains(c.Out.String(), "unreachable, serving the last state read") {
+		t.Errorf("CoreDNS logged nothing about serving stale state:\n%s", c.Out)
 	}
 	// Stay down for longer than the TTL: every lease would have expired
 	// had etcd been up. DNS still serves the last state, the stopped unit

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,55 +43,32 @@ var keys = registry.MustKeys(registry.DefaultPrefix)
 // proc is a project binary running as a process, its output collected.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
-	out  *testkit.Buffer
-	done chan struct{}
-	err  error // of Wait, once done is closed
+	*testkit.Process
 }
 
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(testkit.Binary(t, name), args...), out: &testkit.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	cmd := exec.Command(testkit.Binary(t, name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	tp, err := testkit.StartProcess(cmd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{name: name, Process: tp}
 	t.Cleanup(func() {
 		p.stop(t)
 		if t.Failed() {
-			t.Logf("output of %s %s:\n%s", name, strings.Join(args, " "), p.out)
+			t.Logf("output of %s %s:\n%s", name, strings.Join(args, " "), p.Out)
 		}
 	})
 	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // stop sends SIGTERM and waits; a process that does not exit in time is
 // killed and the test fails.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(wait):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p.Stop(wait) {
 		t.Errorf("%s still running %v after SIGTERM; killed", p.name, wait)
 	}
 }
@@ -113,8 +89,8 @@ func startCoreDNS(t *testing.T, endpoints []string, port int) *coreDNS {
 	t.Helper()
 	c := launchCoreDNS(t, endpoints, port)
 	testkit.Eventually(t, wait, "CoreDNS never became ready", func() bool {
-		if c.exited() {
-			t.Fatalf("coredns exited: %v\n%s", c.err, c.out)
+		if c.Exited() {
+			t.Fatalf("coredns exited: %v\n%s", c.Err(), c.Out)
 		}
 		return c.isReady()
 	})
@@ -340,8 +316,8 @@ func startAgent(t *testing.T, sd *testkit.Systemd, cli *clientv3.Client, spec ag
 	}
 	a.proc = startProc(t, "servicereg", sd.Env(), "-config", path, "-metrics", a.metrics, "-log-level", "debug")
 	testkit.Eventually(t, wait, spec.host+": no host record", func() bool {
-		if a.exited() {
-			t.Fatalf("agent %s exited: %v\n%s", spec.host, a.err, a.out)
+		if a.Exited() {
+			t.Fatalf("agent %s exited: %v\n%s", spec.host, a.Err(), a.Out)
 		}
 		return len(get(t, cli, keys.Host(spec.host))) == 1
 	})

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,12 +36,8 @@ func unit(name string) string { return fmt.Sprintf("%s-rcsec%d.service", name, o
 // agent is a servicereg process (the real binary) with its output and its
 // /metrics and /healthz listener.
 type agent struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	out     *testkit.Buffer
+	*testkit.Process
 	metrics string // host:port of /metrics and /healthz
-	done    chan struct{}
-	waitErr error
 }
 
 // startAgent writes cfgYAML to a file and runs servicereg on it, pointed at
@@ -54,21 +49,16 @@ func startAgent(t *testing.T, sd *testkit.Systemd, cfgYAML string) *agent {
 	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &agent{t: t, out: &testkit.Buffer{}, done: make(chan struct{}),
-		metrics: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))}
-	a.cmd = exec.Command(testkit.Binary(t, "servicereg"), "-config", path, "-metrics", a.metrics)
-	a.cmd.Env = append(os.Environ(), sd.Env()...)
-	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("start servicereg: %v", err)
+	a := &agent{metrics: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))}
+	cmd := exec.Command(testkit.Binary(t, "servicereg"), "-config", path, "-metrics", a.metrics)
+	cmd.Env = append(os.Environ(), sd.Env()...)
+	var err error
+	if a.Process, err = testkit.StartProcess(cmd); err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		a.waitErr = a.cmd.Wait()
-		close(a.done)
-	}()
 	t.Cleanup(func() {
 		if a.stop() != nil && !t.Failed() {
-			t.Logf("servicereg output:\n%s", a.out.String())
+			t.Logf("servicereg output:\n%s", a.Out.String())
 		}
 	})
 	return a
@@ -77,29 +67,8 @@ func startAgent(t *testing.T, sd *testkit.Systemd, cfgYAML string) *agent {
 // stop sends SIGTERM and waits for the exit (killing after 20s); it returns
 // the exit error (nil for a clean exit).
 func (a *agent) stop() error {
-	select {
-	case <-a.done:
-		return a.waitErr
-	default:
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-	return a.waitErr
-}
-
-// exited reports whether the process has ended.
-func (a *agent) exited() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
+	a.Stop(20 * time.Second)
+	return a.Err()
 }
 
 // get fetches path from the agent's listener: status code and body, or 0 and

@@ -133,10 +133,10 @@ services:
 			})
 			// The log line and /healthz are written one after the other.
 			testkit.Eventually(t, wait, "the agent's log never said "+tc.want, func() bool {
-				return strings.Contains(a.out.String(), tc.want)
+				return strings.Contains(a.Out.String(), tc.want)
 			})
-			if a.exited() {
-				t.Errorf("the agent exited instead of retrying: %v\n%s", a.waitErr, a.out.String())
+			if a.Exited() {
+				t.Errorf("the agent exited instead of retrying: %v\n%s", a.Err(), a.Out.String())
 			}
 			if v := a.metric("rollcall_servicereg_lease_held"); v != "0" {
 				t.Errorf("lease_held = %q, want 0", v)

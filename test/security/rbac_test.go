@@ -140,7 +140,7 @@ services:
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "permission denied") || !strings.Contains(body, keys.Host("host-b")) {
 			t.Errorf("/healthz = %d %q; want 503 naming permission denied on %s", code, body, keys.Host("host-b"))
 		}
-		out := b.out.String()
+		out := b.Out.String()
 		var line string
 		for _, l := range strings.Split(out, "\n") {
 			if strings.Contains(l, "permission denied") && strings.Contains(l, "level=ERROR") {
@@ -156,8 +156,8 @@ services:
 		if n := strings.Count(out, "permission denied;"); n != 1 {
 			t.Errorf("the refusal was logged %d times, want once per state change; log:\n%s", n, out)
 		}
-		if b.exited() {
-			t.Errorf("the agent exited: %v\n%s", b.waitErr, out)
+		if b.Exited() {
+			t.Errorf("the agent exited: %v\n%s", b.Err(), out)
 		}
 		if n := count(t, root, keys.HostDir("host-b")); n != 0 {
 			t.Errorf("%d keys under %s, want none", n, keys.HostDir("host-b"))
@@ -170,7 +170,7 @@ services:
 			t.Errorf("host-a's /healthz = %d %q while the impostor runs", code, body)
 		}
 		if err := b.stop(); err != nil {
-			t.Errorf("SIGTERM: the agent exited with %v, want a clean exit\n%s", err, b.out.String())
+			t.Errorf("SIGTERM: the agent exited with %v, want a clean exit\n%s", err, b.Out.String())
 		}
 	})
 }
