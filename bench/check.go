@@ -16,7 +16,7 @@ import (
 type Checker func(q Query, m *dns.Msg) error
 
 // checkAddrs is the checker of the contenders that serve the data set: the
-// answer's A records (after any CNAME) are exactly the wanted addresses.
+// answer's A records are exactly the wanted addresses.
 func checkAddrs(q Query, m *dns.Msg) error {
 	if m.Rcode != dns.RcodeSuccess {
 		return fmt.Errorf("%s: rcode %s, want NOERROR", q.Name, dns.RcodeToString[m.Rcode])

@@ -77,7 +77,8 @@ func addAddr(base netip.Addr, n int) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// QueryKind is one of the four name shapes of DESIGN.md.
+// QueryKind is one of the four name shapes of docs/DESIGN.md, "Names and
+// DNS rules".
 type QueryKind int
 
 // The name shapes the query mix holds, in equal parts.
@@ -150,8 +151,8 @@ func DNSPerfInput(qs []Query) string {
 }
 
 // ZoneFile is the file plugin's copy of the data set: the same names with the
-// overlay addresses (what a vpn0 client gets from rollcall), the master as a
-// CNAME to its instance name, as rollcall answers it.
+// overlay addresses (what a vpn0 client gets from rollcall), the master's
+// address at <service>-master, as rollcall answers it.
 func (d Dataset) ZoneFile(ttl int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "$ORIGIN %s\n$TTL %d\n", Zone, ttl)
@@ -166,7 +167,7 @@ func (d Dataset) ZoneFile(ttl int) string {
 			fmt.Fprintf(&b, "%s.%s IN A %s\n", d.Host(h), svc, ip)
 			fmt.Fprintf(&b, "%s.%s IN A %s\n", d.Shard(j), svc, ip)
 		}
-		fmt.Fprintf(&b, "%s-master IN CNAME %s.%s\n", svc, d.Host(d.HostOf(s, d.Master(s))), svc)
+		fmt.Fprintf(&b, "%s-master IN A %s\n", svc, d.OverlayAddr(d.HostOf(s, d.Master(s))))
 	}
 	return b.String()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -40,7 +39,7 @@ func partFailover(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sect
 		if err != nil {
 			return ""
 		}
-		return masterHost(m, svc)
+		return masterHost(m, agents)
 	}
 	// Both instances registered, then a master.
 	for _, h := range hosts {
@@ -49,7 +48,7 @@ func partFailover(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sect
 		}
 	}
 	sec.Header = []string{"event", "n", "p50", "p90", "p99", "max", "bound"}
-	if _, err := waitDNS(ctx, s.Addr, master, 15*time.Second, func(m *dns.Msg) bool { return masterHost(m, svc) != "" }); err != nil {
+	if _, err := waitDNS(ctx, s.Addr, master, 15*time.Second, func(m *dns.Msg) bool { return masterHost(m, agents) != "" }); err != nil {
 		why := fmt.Sprintf("`%s` named no master within 15 s of two agents registering the master_election service `%s` "+
 			"(the agent in this build does not campaign, or rollcall does not serve its election)", master, svc)
 		sec.Row("graceful: `systemctl --user stop` of the master's unit -> new master in DNS", notMeasured(why))
@@ -66,7 +65,7 @@ func partFailover(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sect
 		}
 		t0 := time.Now()
 		sd.Systemctl("stop", units[m])
-		at, err := waitDNS(ctx, s.Addr, master, 60*time.Second, func(r *dns.Msg) bool { return masterHost(r, svc) == other })
+		at, err := waitDNS(ctx, s.Addr, master, 60*time.Second, func(r *dns.Msg) bool { return masterHost(r, agents) == other })
 		if err != nil {
 			return nil, nil, fmt.Errorf("graceful failover %d: %w", i, err)
 		}
@@ -88,7 +87,7 @@ func partFailover(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sect
 		}
 		t0 := time.Now()
 		agents[m].Kill()
-		at, err := waitDNS(ctx, s.Addr, master, cfg.AgentTTL+60*time.Second, func(r *dns.Msg) bool { return masterHost(r, svc) == other })
+		at, err := waitDNS(ctx, s.Addr, master, cfg.AgentTTL+60*time.Second, func(r *dns.Msg) bool { return masterHost(r, agents) == other })
 		if err != nil {
 			return nil, nil, fmt.Errorf("failover after SIGKILL %d: %w", i, err)
 		}
@@ -108,15 +107,16 @@ func partFailover(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sect
 	return sec, nil, nil
 }
 
-// masterHost returns the host of the CNAME target <host>.<svc>.Z in a
-// <svc>-master answer, or "".
-func masterHost(m *dns.Msg, svc string) string {
-	for _, rr := range m.Answer {
-		if c, ok := rr.(*dns.CNAME); ok {
-			host, rest, _ := strings.Cut(c.Target, ".")
-			if rest == svc+"."+Zone {
-				return host
-			}
+// masterHost returns the host whose address a <svc>-master A answer holds
+// (the master's own A record, in the bench client's view), or "".
+func masterHost(m *dns.Msg, agents map[string]*agentProc) string {
+	addrs := answerAddrs(m)
+	if len(addrs) != 1 {
+		return ""
+	}
+	for h, a := range agents {
+		if a != nil && a.Overlay == addrs[0] {
+			return h
 		}
 	}
 	return ""

@@ -52,6 +52,6 @@ func shapeBreakdown(ctx context.Context, cfg Config, env *Env, rc, who *Server, 
 	}
 	sec.Intro = append(sec.Intro, fmt.Sprintf("%d alternating rounds of %v per shape and server (same servers, same dnsperf settings). "+
 		"whoami answers every name with one A (or AAAA) and one SRV record in the additional section; rollcall's `service` answers carry all %d addresses, "+
-		"its other shapes one (a master also its CNAME). Response sizes are dnsperf's averages.", rounds, cfg.ShapeFor, cfg.Small.PerService))
+		"its other shapes one. Response sizes are dnsperf's averages.", rounds, cfg.ShapeFor, cfg.Small.PerService))
 	return sec, nil
 }

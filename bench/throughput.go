@@ -207,7 +207,7 @@ func partThroughput(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Se
 		"unlike qps it hardly moves when other work on this shared machine steals the server's CPU, so it is the steadier comparison. "+
 		"The etcd plugin's figure leaves out etcd's own CPU (etcd runs in this program). "+
 		"Its data is the SkyDNS layout (`/skydns/com/example/infra/<service>/<host>` and `.../<service>/<shard>`, `{\"host\":\"ip\"}`; `<service>-master` a leaf), "+
-		"the file plugin's a zone file with the same A records and the master as a CNAME, as rollcall answers it.",
+		"the file plugin's a zone file with the same A records, the master's at `<service>-master`, as rollcall answers it.",
 		cfg.Rounds, cfg.Duration, cfg.Warmup, len(qs), min(len(qs), cfg.CheckQueries), viewNetwork))
 	if rc != nil {
 		for _, t := range []struct{ other, target string }{

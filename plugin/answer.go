@@ -20,6 +20,42 @@ func rotation(n int) int {
 	return rand.IntN(n)
 }
 
+// walk is the order in which an answer visits a list of n instances: all
+// of them from a random offset, or, under `max_answers`, a fresh random
+// subset of that many (so that a resolver that caches at most so many
+// records of a type, as BIND does, still takes the answer).
+type walk struct {
+	n, off int
+	idx    []int32 // the subset, when sampled
+}
+
+// walk starts a visit of n instances.
+func (p *reply) walk(n int) walk {
+	if p.max == 0 || n <= p.max {
+		return walk{n: n, off: rotation(n)}
+	}
+	// A partial Fisher-Yates shuffle in the reply's reused buffer: the
+	// first max entries become a uniform random subset in random order.
+	idx := p.w.sample[:0]
+	for i := 0; i < n; i++ {
+		idx = append(idx, int32(i))
+	}
+	for i := 0; i < p.max; i++ {
+		j := i + rand.IntN(n-i)
+		idx[i], idx[j] = idx[j], idx[i]
+	}
+	p.w.sample = idx
+	return walk{n: p.max, idx: idx[:p.max]}
+}
+
+// at is the index of the i-th instance visited, for i below w.n.
+func (w walk) at(i int) int {
+	if w.idx != nil {
+		return int(w.idx[i])
+	}
+	return (w.off + i) % w.n
+}
+
 func isAddrType(qtype uint16) bool { return qtype == dns.TypeA || qtype == dns.TypeAAAA }
 
 // found is what a query name names in the index: settled before anything
@@ -64,6 +100,11 @@ func (ix *index) find(qn qname) found {
 			f.kind, f.res, f.ia = kindInstance, success, ia
 		} else if shard := f.sa.byShard[string(qn.a)]; shard != nil {
 			f.kind, f.res, f.shard = kindShard, success, shard
+		} else if f.sa.hasProto(qn.a) {
+			// _tcp.<service>.Z has names below it: an empty
+			// non-terminal, NODATA and never NXDOMAIN (RFC 8020), or
+			// a resolver minimising its queries (RFC 9156) stops here.
+			f.kind, f.res = kindPort, noData
 		}
 	case namePort:
 		f.rev, f.sa = ix.lookup(qn.svc)
@@ -85,32 +126,34 @@ type reply struct {
 	qtype uint16
 	view  viewSet
 	ttl   uint32
+	max   int    // `max_answers`: instances per answer, 0 for all
 	zone  []byte // the zone, packed lower case
 	// Offsets in the question: the zone, and <service>.<zone> (for names
 	// below a service; the question itself for service names).
 	zoneAt, svcAt int
 }
 
+// anyOrder is the order in which an ANY query looks for the one RRset it
+// answers with (RFC 8482 section 4.1): the first type with records at the
+// name, the same rule for every name kind.
+var anyOrder = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA}
+
 // answer packs the answer of f and returns the outcome: success, or noData
 // when the name has no records of the type; a name error adds the SOA. The
 // caller has written the header and question.
 func (p *reply) answer(f *found) result {
 	res := f.res
-	if res == success {
-		switch f.kind {
-		case kindApex:
-			res = p.apex(f.rev)
-		case kindService:
-			res = p.service(f.sa, f.svc)
-		case kindInstance:
-			res = p.instance(f.ia, f.svc)
-		case kindShard:
-			res = p.shard(f.shard)
-		case kindPort:
-			res = p.port(f.pa, f.svc)
-		case kindMaster:
-			res = p.master(f.sa.master, f.svc)
+	if res == success && p.qtype == dns.TypeANY {
+		res = noData
+		for _, t := range anyOrder {
+			p.qtype = t
+			if res = p.records(f); res == success || p.w.full {
+				break
+			}
 		}
+		p.qtype = dns.TypeANY
+	} else if res == success {
+		res = p.records(f)
 	}
 	switch res {
 	case nameError:
@@ -118,6 +161,26 @@ func (p *reply) answer(f *found) result {
 		p.w.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
 	case noData:
 		p.w.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
+	}
+	return res
+}
+
+// records packs the records of the asked type at the name f found.
+func (p *reply) records(f *found) result {
+	res := noData
+	switch f.kind {
+	case kindApex:
+		res = p.apex(f.rev)
+	case kindService:
+		res = p.service(f.sa, f.svc)
+	case kindInstance:
+		res = p.instance(f.ia, f.svc)
+	case kindShard:
+		res = p.shard(f.shard)
+	case kindPort:
+		res = p.port(f.pa, f.svc)
+	case kindMaster:
+		res = p.master(f.sa.master, f.svc)
 	}
 	return res
 }
@@ -140,26 +203,32 @@ var question = owner{at: headerLen}
 // instance port with the targets' addresses in the additional section.
 func (p *reply) service(sa *svcAnswers, svc []byte) result {
 	n := len(sa.insts)
-	off := rotation(n)
 	switch {
 	case isAddrType(p.qtype):
-		if fa := sa.flatFor(p.view); fa != nil {
+		if fa := sa.flatFor(p.view); fa != nil && (p.max == 0 || n <= p.max) {
 			p.flat(fa)
 			break
 		}
-		for i := 0; i < n; i++ {
-			ia := sa.insts[(off+i)%n]
-			if _, ok := p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl); !ok {
-				break
-			}
-		}
+		p.addrsOf(sa.insts)
 	case p.qtype == dns.TypeSRV:
-		for i := 0; i < n && !p.w.full; i++ {
-			p.srvs(sa.insts[(off+i)%n], svc)
+		wk := p.walk(len(sa.withPorts))
+		for i := 0; i < wk.n && !p.w.full; i++ {
+			p.srvs(sa.withPorts[wk.at(i)], svc)
 		}
 		p.additional()
 	}
 	return p.outcome()
+}
+
+// addrsOf packs the A or AAAA records of instances in the client's view,
+// instance by instance, as far as they fit.
+func (p *reply) addrsOf(insts []*instAnswers) {
+	wk := p.walk(len(insts))
+	for i := 0; i < wk.n; i++ {
+		if _, ok := p.w.addrs(secAnswer, question, insts[wk.at(i)].addrsFor(p.view), p.qtype, p.ttl); !ok {
+			break
+		}
+	}
 }
 
 // flat packs a service's addresses of the asked family from its packed
@@ -229,13 +298,7 @@ func (p *reply) shard(insts []*instAnswers) result {
 	if !isAddrType(p.qtype) {
 		return noData
 	}
-	n := len(insts)
-	off := rotation(n)
-	for i := 0; i < n; i++ {
-		if _, ok := p.w.addrs(secAnswer, question, insts[(off+i)%n].addrsFor(p.view), p.qtype, p.ttl); !ok {
-			break
-		}
-	}
+	p.addrsOf(insts)
 	return p.outcome()
 }
 
@@ -245,10 +308,9 @@ func (p *reply) port(pa *portAnswers, svc []byte) result {
 	if p.qtype != dns.TypeSRV {
 		return noData
 	}
-	n := len(pa.insts)
-	off := rotation(n)
-	for i := 0; i < n; i++ {
-		j := (off + i) % n
+	wk := p.walk(len(pa.insts))
+	for i := 0; i < wk.n; i++ {
+		j := wk.at(i)
 		ia := pa.insts[j]
 		at := p.w.srv(secAnswer, question, pa.port[j], ia.host, svc, p.zone, p.ttl)
 		if at < 0 {
@@ -260,33 +322,21 @@ func (p *reply) port(pa *portAnswers, svc []byte) result {
 	return p.outcome()
 }
 
-// master answers <service>-master.Z: CNAME to <host>.<service>.Z with the
-// master's records of the asked type, or the TXT "host=" "term=".
+// master answers <service>-master.Z with the master's own records, all at
+// that name: its A/AAAA in the client's view, SRV per port (target
+// <host>.<service>.Z), and TXT "host=" "term=". No CNAME: a CNAME may not
+// share its name with the TXT (RFC 2181 section 10.1), and a resolver that
+// cached it would follow it for the TXT too and find nothing there.
 func (p *reply) master(ma *masterAnswers, svc []byte) result {
 	ia := ma.inst
-	if p.qtype == dns.TypeTXT {
+	switch {
+	case p.qtype == dns.TypeTXT:
 		p.w.txt(question, ma.txt, p.ttl)
-		return p.outcome()
-	}
-	at := p.w.cname(question, ia.host, svc, p.zoneAt, p.ttl)
-	if at < 0 {
-		return p.outcome()
-	}
-	// Records owned by the CNAME's target: a pointer to it (it is near the
-	// start of the message).
-	self := owner{at: at}
-	switch p.qtype {
-	case dns.TypeA, dns.TypeAAAA:
-		p.w.addrs(secAnswer, self, ia.addrsFor(p.view), p.qtype, p.ttl)
-	case dns.TypeSRV:
-		for _, port := range ia.ports {
-			if p.w.srv(secAnswer, self, uint16(port.Port), ia.host, svc, p.zone, p.ttl) < 0 {
-				break
-			}
-		}
-		if len(ia.ports) > 0 {
-			p.w.addrsAll(secAdditional, self, ia.addrsFor(p.view), p.ttl)
-		}
+	case isAddrType(p.qtype):
+		p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl)
+	case p.qtype == dns.TypeSRV:
+		p.srvs(ia, svc)
+		p.additional()
 	}
 	return p.outcome()
 }

@@ -6,6 +6,7 @@ package rollcall
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ type Case struct {
 	Zone   string
 	QType  uint16
 	From   string // client source address
-	ECS    string // EDNS Client Subnet address, /24
+	ECS    string // EDNS Client Subnet prefix, "10.200.7.0/24"
 	Rcode  int
 	Answer []string
 	Extra  []string
@@ -119,7 +120,8 @@ var (
 
 func named(name string, c Case) Case { c.Name = name; return c }
 
-// Cases is every name kind, record type, view and edge of DESIGN.md.
+// Cases is every name kind, record type, view and edge of docs/DESIGN.md
+// ("Names and DNS rules", "Views").
 var Cases = []Case{
 	named("apex SOA", infra("", dns.TypeSOA, fromPublic, ok, []string{"Z SOA"})),
 	named("apex NS", infra("", dns.TypeNS, fromPublic, ok, []string{"Z NS ns.dns.Z"})),
@@ -151,6 +153,10 @@ var Cases = []Case{
 		[]string{"_metrics._tcp.web SRV 10 10 9100 h2.web.Z"}, "h2.web A 192.0.2.2")),
 	named("port of other proto", infra("_http._udp.web", dns.TypeSRV, fromPublic, nx, nil)),
 	named("port A is NODATA", infra("_http._tcp.web", dns.TypeA, fromPublic, ok, nil)),
+	named("proto with ports below: empty non-terminal, NODATA", infra("_tcp.web", dns.TypeA, fromPublic, ok, nil)),
+	named("proto SRV: empty non-terminal, NODATA", infra("_TCP.web", dns.TypeSRV, fromPublic, ok, nil)),
+	named("proto with no ports below: NXDOMAIN", infra("_udp.web", dns.TypeA, fromPublic, nx, nil)),
+	named("proto of a service without ports: NXDOMAIN", infra("_tcp.cache", dns.TypeA, fromPublic, nx, nil)),
 	named("port of unknown service", infra("_http._tcp.nosuch", dns.TypeSRV, fromPublic, nx, nil)),
 
 	named("instance A public", infra("h1.web", dns.TypeA, fromPublic, ok, []string{"h1.web A 192.0.2.1"})),
@@ -169,18 +175,31 @@ var Cases = []Case{
 	named("unknown shard", infra("s3.web", dns.TypeA, fromPublic, nx, nil)),
 	named("host wins over shard", infra("x2.api", dns.TypeA, fromPublic, ok, []string{"x2.api A 192.0.2.22"})),
 
-	named("master A", infra("web-master", dns.TypeA, fromPublic, ok, []string{"web-master CNAME h2.web.Z", "h2.web A 192.0.2.2"})),
-	named("master A vpn0", infra("web-master", dns.TypeA, fromVPN0, ok, []string{"web-master CNAME h2.web.Z", "h2.web A 10.100.0.2"})),
-	named("master AAAA: CNAME only", infra("web-master", dns.TypeAAAA, fromPublic, ok, []string{"web-master CNAME h2.web.Z"})),
+	named("master A", infra("web-master", dns.TypeA, fromPublic, ok, []string{"web-master A 192.0.2.2"})),
+	named("master A vpn0", infra("web-master", dns.TypeA, fromVPN0, ok, []string{"web-master A 10.100.0.2"})),
+	named("master AAAA: none, NODATA", infra("web-master", dns.TypeAAAA, fromPublic, ok, nil)),
 	named("master TXT", infra("web-master", dns.TypeTXT, fromPublic, ok, []string{`web-master TXT "host=h2" "term={term:web}"`})),
-	named("master CNAME", infra("web-master", dns.TypeCNAME, fromPublic, ok, []string{"web-master CNAME h2.web.Z"})),
+	named("master has no CNAME", infra("web-master", dns.TypeCNAME, fromPublic, ok, nil)),
 	named("master SRV", infra("web-master", dns.TypeSRV, fromPublic, ok,
-		[]string{"web-master CNAME h2.web.Z", "h2.web SRV 10 10 8080 h2.web.Z", "h2.web SRV 10 10 9100 h2.web.Z"}, "h2.web A 192.0.2.2")),
+		[]string{"web-master SRV 10 10 8080 h2.web.Z", "web-master SRV 10 10 9100 h2.web.Z"}, "h2.web A 192.0.2.2")),
+	named("master A vpn1: master not on it, public", infra("web-master", dns.TypeA, fromVPN1, ok, []string{"web-master A 192.0.2.2"})),
 	named("service named x-master wins over master of x", infra("db-master", dns.TypeA, fromPublic, ok, []string{"db-master A 192.0.2.2"})),
 	named("no election: NXDOMAIN", infra("cache-master", dns.TypeA, fromPublic, nx, nil)),
 	named("leader without instance: NXDOMAIN", infra("lone-master", dns.TypeA, fromPublic, nx, nil)),
 	named("master of unknown service", infra("nosuch-master", dns.TypeA, fromPublic, nx, nil)),
 	named("below master", infra("x.web-master", dns.TypeA, fromPublic, nx, nil)),
+
+	named("ANY service: its A records (RFC 8482)", infra("web", dns.TypeANY, fromPublic, ok, []string{"web A 192.0.2.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 192.0.2.4"})),
+	named("ANY service vpn1", infra("web", dns.TypeANY, fromVPN1, ok, []string{"web A 10.200.0.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 10.200.0.4"})),
+	named("ANY instance", infra("h1.web", dns.TypeANY, fromPublic, ok, []string{"h1.web A 192.0.2.1"})),
+	named("ANY shard", infra("s2.web", dns.TypeANY, fromVPN0, ok, []string{"s2.web A 10.100.0.2"})),
+	named("ANY port: its SRV", infra("_http._tcp.web", dns.TypeANY, fromPublic, ok,
+		[]string{"_http._tcp.web SRV 10 10 8080 h1.web.Z", "_http._tcp.web SRV 10 10 8080 h2.web.Z"},
+		"h1.web A 192.0.2.1", "h1.web AAAA 2001:db8::1", "h2.web A 192.0.2.2")),
+	named("ANY master", infra("web-master", dns.TypeANY, fromPublic, ok, []string{"web-master A 192.0.2.2"})),
+	named("ANY apex: its SOA", infra("", dns.TypeANY, fromPublic, ok, []string{"Z SOA"})),
+	named("ANY empty non-terminal: NODATA", infra("_tcp.web", dns.TypeANY, fromPublic, ok, nil)),
+	named("ANY unknown: NXDOMAIN", infra("nosuch", dns.TypeANY, fromPublic, nx, nil)),
 
 	named("unknown name", infra("nosuch", dns.TypeA, fromPublic, nx, nil)),
 	named("too deep", infra("a.b.c.d", dns.TypeA, fromPublic, nx, nil)),
@@ -193,14 +212,20 @@ var Cases = []Case{
 
 	{Name: "local: loopback gets the host's view", QName: "web", Zone: "local.example.com.", QType: dns.TypeA, From: fromPublic, Rcode: ok,
 		Answer: []string{"web A 10.100.0.1", "web A 10.100.0.2", "web A 192.0.2.3", "web A 10.200.0.4"}},
-	{Name: "ecs: view from client subnet", QName: "web", Zone: "ecs.example.com.", QType: dns.TypeA, From: fromPublic, ECS: "10.200.7.0", Rcode: ok,
+	{Name: "ecs: view from client subnet", QName: "web", Zone: "ecs.example.com.", QType: dns.TypeA, From: fromPublic, ECS: "10.200.7.0/24", Rcode: ok,
 		Answer: []string{"web A 10.200.0.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 10.200.0.4"}},
+	{Name: "ecs: subnet the size of the network", QName: "web", Zone: "ecs.example.com.", QType: dns.TypeA, From: fromPublic, ECS: "10.200.0.0/16", Rcode: ok,
+		Answer: []string{"web A 10.200.0.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 10.200.0.4"}},
+	{Name: "ecs: subnet wider than the network: public", QName: "web", Zone: "ecs.example.com.", QType: dns.TypeA, From: fromVPN1, ECS: "10.200.0.0/15", Rcode: ok,
+		Answer: []string{"web A 192.0.2.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 192.0.2.4"}},
+	{Name: "ecs: /0: public", QName: "web", Zone: "ecs.example.com.", QType: dns.TypeA, From: fromPublic, ECS: "0.0.0.0/0", Rcode: ok,
+		Answer: []string{"web A 192.0.2.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 192.0.2.4"}},
 	{Name: "ecs: without the option, source address", QName: "web", Zone: "ecs.example.com.", QType: dns.TypeA, From: fromVPN0, Rcode: ok,
 		Answer: []string{"web A 192.0.2.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 192.0.2.4"}},
 	{Name: "no views: public only", QName: "web", Zone: "plain.example.com.", QType: dns.TypeA, From: fromVPN0, Rcode: ok,
 		Answer: []string{"web A 192.0.2.1", "web A 192.0.2.2", "web A 192.0.2.3", "web A 192.0.2.4"}},
 	{Name: "no views: master", QName: "web-master", Zone: "plain.example.com.", QType: dns.TypeA, From: fromVPN0, Rcode: ok,
-		Answer: []string{"web-master CNAME h2.web.Z", "h2.web A 192.0.2.2"}},
+		Answer: []string{"web-master A 192.0.2.2"}},
 }
 
 // FQDN is the case's query name.
@@ -217,20 +242,19 @@ func (c Case) Msg() *dns.Msg {
 	m.SetQuestion(c.FQDN(), c.QType)
 	if c.ECS != "" {
 		m.SetEdns0(1232, false)
-		e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24}
-		e.Address = parseIP4(c.ECS)
+		addr, bits := c.ECSPrefix()
+		e := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: bits}
+		e.Address = net.ParseIP(addr).To4()
 		m.IsEdns0().Option = append(m.IsEdns0().Option, e)
 	}
 	return m
 }
 
-func parseIP4(s string) []byte {
-	var b [4]byte
-	for i, p := range strings.SplitN(s, ".", 4) {
-		n, _ := strconv.Atoi(p)
-		b[i] = byte(n)
-	}
-	return b[:]
+// ECSPrefix splits the case's ECS prefix (IPv4) into address and length.
+func (c Case) ECSPrefix() (string, uint8) {
+	addr, bits, _ := strings.Cut(c.ECS, "/")
+	n, _ := strconv.Atoi(bits)
+	return addr, uint8(n)
 }
 
 // rrText writes a record as "owner TYPE rdata" with the zone shortened to Z.

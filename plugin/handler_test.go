@@ -245,3 +245,47 @@ func BenchmarkServeDNS(b *testing.B) {
 		})
 	}
 }
+
+// TestMaxAnswersHandler: under `max_answers N` every kind of answer with
+// several instances holds at most N of them (an SRV answer: the ports of N
+// instances, with the additional records of those targets only), and a
+// service of N or fewer instances answers in full.
+func TestMaxAnswersHandler(t *testing.T) {
+	one := FixtureBlock(t, zInfra, "max_answers 1")
+	four := FixtureBlock(t, zInfra, "max_answers 4")
+	targets := func(m *dns.Msg) map[string]bool {
+		hosts := map[string]bool{}
+		for _, rr := range m.Answer {
+			if srv, ok := rr.(*dns.SRV); ok {
+				hosts[srv.Target] = true
+			}
+		}
+		for _, rr := range m.Extra {
+			if !hosts[rr.Header().Name] {
+				t.Errorf("additional %s: not a target of the answer %v", rr, m.Answer)
+			}
+		}
+		return hosts
+	}
+	for i := 0; i < 20; i++ {
+		ask := func(h *Rollcall, name string, qtype uint16) *dns.Msg {
+			c := infra(name, qtype, fromPublic, ok, nil)
+			return serveMsgPath(t, h, c, false)
+		}
+		if m := ask(one, "web", dns.TypeA); len(m.Answer) != 1 {
+			t.Fatalf("web A under max_answers 1: %v", m.Answer)
+		}
+		if m := ask(one, "s1.web", dns.TypeA); len(m.Answer) != 1 {
+			t.Fatalf("shard s1 A under max_answers 1: %v", m.Answer)
+		}
+		if m := ask(one, "web", dns.TypeSRV); len(targets(m)) != 1 {
+			t.Fatalf("web SRV under max_answers 1: %v", m.Answer)
+		}
+		if m := ask(one, "_http._tcp.web", dns.TypeSRV); len(m.Answer) != 1 || len(targets(m)) != 1 {
+			t.Fatalf("port SRV under max_answers 1: %v", m.Answer)
+		}
+		if m := ask(four, "web", dns.TypeA); len(m.Answer) != 4 {
+			t.Fatalf("web A (4 instances) under max_answers 4: %v", m.Answer)
+		}
+	}
+}

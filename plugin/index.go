@@ -52,8 +52,8 @@ func (sa *svcAnswers) flatFor(view viewSet) *flatAddrs {
 	return &sa.flat[k]
 }
 
-// addrsFor returns the addresses a client with this view gets (DESIGN.md,
-// Views): those on the first network both are on, else the public ones.
+// addrsFor returns the addresses a client with this view gets
+// (docs/DESIGN.md, "Views"): those on the first network both are on, else the public ones.
 func (ia *instAnswers) addrsFor(view viewSet) []netip.Addr {
 	if k := pick(view, ia.nets); k >= 0 {
 		return ia.on[k]
@@ -88,12 +88,29 @@ type flatAddrs struct {
 type svcAnswers struct {
 	// flat[i] is what a client on network i alone gets; the last, what a
 	// client on none gets. Clients on several networks take the slow walk.
-	flat    []flatAddrs
-	insts   []*instAnswers // sorted by host
-	byHost  map[string]*instAnswers
-	byShard map[string][]*instAnswers
-	ports   map[string]*portAnswers // by "_<port>._<proto>"
-	master  *masterAnswers          // nil: no master served
+	flat  []flatAddrs
+	insts []*instAnswers // sorted by host
+	// withPorts is the instances that have ports: an SRV answer's subset
+	// under max_answers is taken from these, or it could come out empty.
+	withPorts []*instAnswers
+	byHost    map[string]*instAnswers
+	byShard   map[string][]*instAnswers
+	ports     map[string]*portAnswers // by "_<port>._<proto>"
+	// Which of _tcp.<service> and _udp.<service> have names below them.
+	tcp, udp bool
+	master   *masterAnswers // nil: no master served
+}
+
+// hasProto reports whether label ("_tcp" or "_udp") names an empty
+// non-terminal of the service: some instance has a port of that protocol.
+func (sa *svcAnswers) hasProto(label []byte) bool {
+	switch string(label) {
+	case "_tcp":
+		return sa.tcp
+	case "_udp":
+		return sa.udp
+	}
+	return false
 }
 
 // index is one server block's answers. Queries take the read lock only to
@@ -243,6 +260,9 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 			}
 			sa.byShard[in.Shard] = append(sa.byShard[in.Shard], ia)
 		}
+		if len(in.Ports) > 0 {
+			sa.withPorts = append(sa.withPorts, ia)
+		}
 		for _, p := range in.Ports {
 			if sa.ports == nil {
 				sa.ports = map[string]*portAnswers{}
@@ -255,6 +275,8 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 			}
 			pa.insts = append(pa.insts, ia)
 			pa.port = append(pa.port, uint16(p.Port))
+			sa.tcp = sa.tcp || p.Proto == "tcp"
+			sa.udp = sa.udp || p.Proto == "udp"
 		}
 	}
 	sa.flat = make([]flatAddrs, len(ix.nets)+1)
@@ -275,7 +297,8 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 		}
 	}
 	// The master is served only while the elected host has an instance of
-	// the service: its CNAME then always points at a name that resolves.
+	// the service: its records are that instance's, and its SRV targets
+	// resolve.
 	if host, term, ok := st.leader(svc); ok {
 		if ia := sa.byHost[host]; ia != nil {
 			sa.master = &masterAnswers{inst: ia, txt: packTXT("host="+host, "term="+strconv.FormatInt(term, 10))}

@@ -115,7 +115,7 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 		return dns.RcodeFormatError, nil
 	}
 	zw := rc.zones[zone]
-	p := reply{w: wb, qtype: q.Qtype, view: view, ttl: rc.cfg.ttl, zone: zw, zoneAt: wb.suffix(len(zw)), svcAt: headerLen}
+	p := reply{w: wb, qtype: q.Qtype, view: view, ttl: rc.cfg.ttl, max: rc.cfg.maxAnswers, zone: zw, zoneAt: wb.suffix(len(zw)), svcAt: headerLen}
 	if len(f.svc) > 0 && f.kind != kindService && f.kind != kindMaster {
 		p.svcAt = wb.suffix(1 + len(f.svc) + len(zw))
 	}
@@ -181,23 +181,53 @@ func (rc *Rollcall) viewOf(w dns.ResponseWriter, opt *dns.OPT) (viewSet, *dns.ED
 	if len(rc.cfg.nets) == 0 {
 		return 0, nil
 	}
-	var ip netip.Addr
-	var ecs *dns.EDNS0_SUBNET
 	if rc.cfg.ecs {
-		ecs = ecsOption(opt)
-		if ecs != nil {
-			ip, _ = netip.AddrFromSlice(ecs.Address)
-			ip = ip.Unmap()
+		if ecs := ecsOption(opt); ecs != nil {
+			if p, ok := ecsPrefix(ecs); ok {
+				var local viewSet
+				if rc.cfg.local != "" {
+					local = rc.ix.view()
+				}
+				return viewOfPrefix(rc.cfg.nets, p, local), ecs
+			}
 		}
 	}
-	if !ip.IsValid() {
-		ip = remoteAddr(w)
-	}
+	ip := remoteAddr(w)
 	var local viewSet
 	if rc.cfg.local != "" && ip.IsLoopback() {
 		local = rc.ix.view()
 	}
-	return viewOf(rc.cfg.nets, ip, local), ecs
+	return viewOf(rc.cfg.nets, ip, local), nil
+}
+
+// ecsPrefix is the source prefix of a client subnet option, masked, with an
+// IPv4 prefix written as IPv4-mapped IPv6 taken as the IPv4 prefix. ok is
+// false for an option that names no prefix (a family other than IPv4 or
+// IPv6, or a length longer than its address).
+func ecsPrefix(e *dns.EDNS0_SUBNET) (netip.Prefix, bool) {
+	bits := int(e.SourceNetmask)
+	var ip netip.Addr
+	switch e.Family {
+	case 0, 1: // 0: dig's way of saying "no address", with length 0
+		a := e.Address.To4()
+		if a == nil || bits > 32 || e.Family == 0 && bits != 0 {
+			return netip.Prefix{}, false
+		}
+		ip = netip.AddrFrom4([4]byte(a))
+	case 2:
+		a := e.Address.To16()
+		if a == nil || bits > 128 {
+			return netip.Prefix{}, false
+		}
+		ip = netip.AddrFrom16([16]byte(a))
+		if ip.Is4In6() && bits >= 96 {
+			ip, bits = ip.Unmap(), bits-96
+		}
+	default:
+		return netip.Prefix{}, false
+	}
+	p, err := ip.Prefix(bits)
+	return p, err == nil
 }
 
 func remoteAddr(w dns.ResponseWriter) netip.Addr {

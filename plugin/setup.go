@@ -40,6 +40,7 @@ type config struct {
 	nets                    []network
 	local                   string
 	ecs                     bool
+	maxAnswers              int // 0: no limit
 	fall                    fall.F
 	viewDependent           bool // network, local or ecs given: answers depend on the client
 	viewLine, viewDirective string
@@ -205,10 +206,19 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 		}
 		cfg.ecs = true
 		cfg.markView(c, "ecs")
+	case "max_answers":
+		if len(args) != 1 {
+			return c.Errf("max_answers needs one number of instances, e.g. max_answers 100")
+		}
+		n, err := strconv.ParseUint(args[0], 10, 16)
+		if err != nil || n == 0 {
+			return c.Errf("max_answers %q is not a number of instances from 1 to 65535 (leave the option out for no limit)", args[0])
+		}
+		cfg.maxAnswers = int(n)
 	case "fallthrough":
 		cfg.fall.SetZonesFromArgs(args)
 	default:
-		return c.Errf("unknown option %q: expected endpoint, tls, prefix, ttl, network, local, ecs or fallthrough", opt)
+		return c.Errf("unknown option %q: expected endpoint, tls, prefix, ttl, network, local, ecs, max_answers or fallthrough", opt)
 	}
 	return nil
 }

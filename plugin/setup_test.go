@@ -17,7 +17,7 @@ func TestParse(t *testing.T) {
 		check   func(t *testing.T, c *config)
 	}{
 		{name: "defaults", input: "rollcall infra.example.com", check: func(t *testing.T, c *config) {
-			if !reflect.DeepEqual(c.endpoints, []string{"http://127.0.0.1:2379"}) || c.prefix != "/rollcall" || c.ttl != 5 || c.ecs || c.local != "" || len(c.nets) != 0 || c.viewDependent {
+			if !reflect.DeepEqual(c.endpoints, []string{"http://127.0.0.1:2379"}) || c.prefix != "/rollcall" || c.ttl != 5 || c.ecs || c.local != "" || len(c.nets) != 0 || c.viewDependent || c.maxAnswers != 0 {
 				t.Errorf("defaults: %+v", c)
 			}
 			if !reflect.DeepEqual(c.zones, []string{"infra.example.com."}) {
@@ -33,8 +33,12 @@ func TestParse(t *testing.T) {
 			network vpn1 10.200.0.0/16
 			local host1
 			ecs
+			max_answers 100
 			fallthrough example.org
 		}`, check: func(t *testing.T, c *config) {
+			if c.maxAnswers != 100 {
+				t.Errorf("max_answers %d, want 100", c.maxAnswers)
+			}
 			if !reflect.DeepEqual(c.zones, []string{"a.example.com.", "b.example.com."}) {
 				t.Errorf("zones %v", c.zones)
 			}
@@ -56,6 +60,9 @@ func TestParse(t *testing.T) {
 				t.Errorf("prefix %v", c.nets[0].prefixes[0])
 			}
 		}},
+		{name: "max_answers zero", input: "rollcall {\nmax_answers 0\n}", wantErr: `Testfile:2 - Error during parsing: max_answers "0" is not a number of instances from 1 to 65535`},
+		{name: "max_answers word", input: "rollcall {\nmax_answers all\n}", wantErr: `max_answers "all" is not a number`},
+		{name: "max_answers no value", input: "rollcall {\nmax_answers\n}", wantErr: "max_answers needs one number"},
 		{name: "unknown option", input: "rollcall {\n  bogus 1\n}", wantErr: `Testfile:2 - Error during parsing: unknown option "bogus"`},
 		{name: "bad endpoint", input: "rollcall {\nendpoint 127.0.0.1:2379\n}", wantErr: "Testfile:2 - Error during parsing: endpoint \"127.0.0.1:2379\" is not an etcd client URL"},
 		{name: "endpoint without URL", input: "rollcall {\nendpoint\n}", wantErr: "Testfile:2"},

@@ -263,3 +263,60 @@ func TestTruncationLargeService(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxAnswers serves the 500-instance service under `max_answers 100`:
+// every answer (A, AAAA, SRV, port SRV) holds at most 100 instances, a
+// fresh random subset per query, the SRV additional records belong to the
+// subset's targets, and over UDP a subset that does not fit still sets TC.
+func TestMaxAnswers(t *testing.T) {
+	const max = 100
+	e := testkit.StartEtcd(t)
+	insts := bigData(t, e.Client(t))
+	_, ports := testkit.StartCoreDNSPorts(t, 1, func(p []int) string {
+		return fmt.Sprintf("%s:%d {\n  bind 127.0.0.1\n  rollcall {\n    endpoint %s\n    max_answers %d\n  }\n}\n", bigZone, p[0], e.ClientURL, max)
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	svc := bigService + "." + bigZone
+	for _, tt := range []struct {
+		qname string
+		qtype uint16
+	}{
+		{svc, dns.TypeA}, {svc, dns.TypeAAAA}, {svc, dns.TypeSRV}, {"_http._tcp." + svc, dns.TypeSRV},
+	} {
+		t.Run(dns.TypeToString[tt.qtype]+" "+tt.qname, func(t *testing.T) {
+			union := map[string]bool{}
+			var first []string
+			for i := 0; i < 5; i++ {
+				q := new(dns.Msg)
+				q.SetQuestion(tt.qname, tt.qtype)
+				m, _ := exchangeWire(t, "tcp", addr, q)
+				ans, extra := checkBigRecords(t, m, tt.qname, tt.qtype, insts)
+				if ans != max || m.Truncated {
+					t.Fatalf("%d answers over TCP, TC %v; want %d, no TC", ans, m.Truncated, max)
+				}
+				if tt.qtype == dns.TypeSRV && extra != 2*max {
+					t.Errorf("%d additional addresses, want the %d of the subset's targets", extra, 2*max)
+				}
+				got := answers(m)
+				for _, a := range got {
+					union[a] = true
+				}
+				if i == 0 {
+					first = got
+				}
+			}
+			// Five subsets of 100 out of 500: the same five times is a
+			// chance of about 1e-400; a fixed window would repeat.
+			if len(union) <= max {
+				t.Errorf("5 queries answered the same %d instances (first: %v...): want a fresh subset per query", len(union), first[:3])
+			}
+			q := new(dns.Msg)
+			q.SetQuestion(tt.qname, tt.qtype)
+			m, size := exchangeWire(t, "udp", addr, q)
+			ans, _ := checkBigRecords(t, m, tt.qname, tt.qtype, insts)
+			if !m.Truncated || ans == 0 || ans >= max || size > dns.MinMsgSize {
+				t.Errorf("UDP 512: %d answers in %d bytes, TC %v; want some of the subset and TC", ans, size, m.Truncated)
+			}
+		})
+	}
+}

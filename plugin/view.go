@@ -28,6 +28,17 @@ func (n *network) contains(ip netip.Addr) bool {
 	return false
 }
 
+// covers reports whether one of the network's prefixes holds the whole of
+// p: every address of p is on the network. p must be masked.
+func (n *network) covers(p netip.Prefix) bool {
+	for _, np := range n.prefixes {
+		if np.Bits() <= p.Bits() && np.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
 // viewOf is the client's view: the networks whose ranges hold the client's
 // address, plus, for a loopback client when `local` is set, the networks of
 // the local host (local). ip must be unmapped. It is a small loop over a few
@@ -44,6 +55,30 @@ func viewOf(nets []network, ip netip.Addr, local viewSet) viewSet {
 	}
 	return v
 }
+
+// viewOfPrefix is the view of a client known only by a prefix, its EDNS
+// Client Subnet: the networks that hold every address of the prefix. A
+// prefix that straddles a network's edge holds addresses off the network,
+// and a resolver reuses the answer for all of them (RFC 7871 section 7.3.1),
+// so it gets none of that network's addresses. Likewise `local` counts only
+// for a prefix wholly on loopback. p must be masked and unmapped.
+func viewOfPrefix(nets []network, p netip.Prefix, local viewSet) viewSet {
+	var v viewSet
+	for i := range nets {
+		if nets[i].covers(p) {
+			v |= 1 << uint(i)
+		}
+	}
+	if loopback4.Bits() <= p.Bits() && loopback4.Contains(p.Addr()) || p == loopback6 {
+		v |= local
+	}
+	return v
+}
+
+var (
+	loopback4 = netip.MustParsePrefix("127.0.0.0/8")
+	loopback6 = netip.MustParsePrefix("::1/128")
+)
 
 // pick chooses which address set of an instance a client gets: the first
 // network (in Corefile order) that both the client's view and the instance's

@@ -41,9 +41,11 @@ type wire struct {
 	// SRV targets written to the answer, whose addresses go in the
 	// additional section once the answer is complete
 	targets []target
+	// sample is reused by answers that pick a random subset (walk).
+	sample []int32
 }
 
-// target is an SRV (or CNAME) target written at off, and its addresses.
+// target is an SRV target written at off, and its addresses.
 type target struct {
 	off  int
 	host string
@@ -70,6 +72,9 @@ func getWire(limit int) *wire {
 
 func putWire(w *wire) {
 	clear(w.targets) // drop references into the index
+	if cap(w.sample) > maxPooled {
+		w.sample = nil
+	}
 	if cap(w.b) <= maxPooled {
 		wirePool.Put(w)
 	}
@@ -282,20 +287,6 @@ func (w *wire) srv(sec int, o owner, port uint16, host string, svc, zone []byte,
 	w.b = appendLabel(w.b, svc)
 	w.b = append(w.b, zone...)
 	if !w.end(sec, start, rdlen) {
-		return -1
-	}
-	return target
-}
-
-// cname writes a CNAME record with target <host>.<svc> and the zone at
-// offset zone, and returns the target's offset or -1.
-func (w *wire) cname(o owner, host string, svc []byte, zone int, ttl uint32) int {
-	start, rdlen := w.rr(o, dns.TypeCNAME, ttl)
-	target := len(w.b)
-	w.b = appendLabel(w.b, host)
-	w.b = appendLabel(w.b, svc)
-	w.b = appendPointer(w.b, zone)
-	if !w.end(secAnswer, start, rdlen) {
 		return -1
 	}
 	return target

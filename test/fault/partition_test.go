@@ -56,17 +56,19 @@ func (a *agent) master(t *testing.T, service string) float64 {
 	return v
 }
 
-// masterHost returns the host DNS names as master of service ("" when none).
+// masterHost returns the host DNS names as master of service ("" when none),
+// from the TXT "host=<host>" "term=<term>" at <service>-master.
 func masterHost(c *coreDNS, service string) string {
-	m, err := c.query("udp", service+"-master."+zone, dns.TypeCNAME)
+	m, err := c.query("udp", service+"-master."+zone, dns.TypeTXT)
 	if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
 		return ""
 	}
-	cn, ok := m.Answer[0].(*dns.CNAME)
-	if !ok {
+	txt, ok := m.Answer[0].(*dns.TXT)
+	if !ok || len(txt.Txt) == 0 {
 		return ""
 	}
-	return strings.TrimSuffix(cn.Target, "."+service+"."+zone)
+	host, _ := strings.CutPrefix(txt.Txt[0], "host=")
+	return host
 }
 
 func candidates(t *testing.T, cli *clientv3.Client, service string) int64 {

@@ -95,9 +95,15 @@ func networkOf() map[string]string {
 }
 
 // viewFor is the set of overlays whose CIDRs hold ip in zone z: the
-// contract of shared/DESIGN.md, "Views", written out independently of the
+// contract of docs/DESIGN.md, "Views", written out independently of the
 // plugin.
 func viewFor(z sweepZone, ip netip.Addr) map[string]bool {
+	return viewForPrefix(z, netip.PrefixFrom(ip, ip.BitLen()))
+}
+
+// viewForPrefix is the view of a client known by an ECS prefix: the
+// overlays one of whose ranges holds the whole prefix.
+func viewForPrefix(z sweepZone, p netip.Prefix) map[string]bool {
 	v := map[string]bool{}
 	for _, o := range overlays {
 		cidrs := o.cidrs
@@ -105,7 +111,7 @@ func viewFor(z sweepZone, ip netip.Addr) map[string]bool {
 			cidrs = append(slices.Clone(cidrs), "::1/128")
 		}
 		for _, c := range cidrs {
-			if netip.MustParsePrefix(c).Contains(ip) {
+			if cp := netip.MustParsePrefix(c); cp.Bits() <= p.Bits() && cp.Contains(p.Addr()) {
 				v[o.name] = true
 			}
 		}
@@ -206,6 +212,8 @@ func TestViewIsolationSweep(t *testing.T) {
 		{"198.51.100.0", 24}, {"127.30.0.0", 16}, {"10.10.0.0", 16}, {"10.20.0.0", 16}, {"0.0.0.0", 0},
 		{"fd00:a:0:1::", 64}, {"fd00:a::", 48}, {"fd00:b::", 56}, {"fd00:b:0:ff::1", 128},
 		{"2001:db8:ff::", 48}, {"fd00:c::", 48}, {"::1", 128}, {"::", 0},
+		// Prefixes wider than an overlay: they hold addresses off it.
+		{"127.10.0.0", 15}, {"127.0.0.0", 8}, {"fd00:a::", 47}, {"fd00::", 16},
 	}
 	// ECS options are swept from a few sources: one on each overlay and
 	// some on none.
@@ -224,7 +232,7 @@ func TestViewIsolationSweep(t *testing.T) {
 				t.Run(fmt.Sprintf("%s from %s ECS %s/%d", z.name, src, o.addr, o.bits), func(t *testing.T) {
 					view := viewFor(z, netip.MustParseAddr(src))
 					if z.ecs {
-						view = viewFor(z, netip.MustParseAddr(o.addr))
+						view = viewForPrefix(z, netip.PrefixFrom(netip.MustParseAddr(o.addr), int(o.bits)).Masked())
 					}
 					q := sweeper{t: t, zone: z, from: src, v4: v4, v6: v6, stats: stats}
 					q.all(view, testkit.WithECS(o.addr, o.bits))
