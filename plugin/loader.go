@@ -34,12 +34,16 @@ var (
 
 // Loader states, the `state` label of coredns_rollcall_watch_state.
 const (
-	stateListing     = "listing"
-	stateWatching    = "watching"
+	stateListing  = "listing"
+	stateWatching = "watching"
+	// stateBehind: the watch is applying a backlog. etcd sends a watch
+	// that fell behind its missed events in parts, each headed with etcd's
+	// current revision, so the state served is older than etcd says it is.
+	stateBehind      = "behind"
 	stateUnreachable = "unreachable"
 )
 
-var allStates = []string{stateListing, stateWatching, stateUnreachable}
+var allStates = []string{stateListing, stateWatching, stateBehind, stateUnreachable}
 
 // errCompacted ends a watch whose next revision etcd has compacted away.
 var errCompacted = errors.New("rollcall: watch revision compacted")
@@ -223,6 +227,10 @@ func (l *loader) setStatus(s string, why error) {
 		log.Warningf("etcd %s unreachable, serving the last state read: %v", l.source, why)
 	case old == stateUnreachable:
 		log.Infof("etcd %s reachable again: %s", l.source, s)
+	case s == stateBehind:
+		log.Infof("etcd %s: catching up: %v", l.source, why)
+	case old == stateBehind && s == stateWatching:
+		log.Infof("etcd %s: caught up", l.source)
 	case why != nil:
 		log.Infof("etcd %s: %s after %v", l.source, s, why)
 	default:
@@ -336,7 +344,9 @@ func (l *loader) monitor(ctx context.Context) {
 }
 
 // list reads the whole prefix at one revision and replaces the state and
-// every subscriber's index with it.
+// every subscriber's index with it. The response's header revision is the
+// revision the list was read at, so the state holds exactly etcd's data as of
+// it: unlike a watch response's header, it is the revision of the data.
 func (l *loader) list(ctx context.Context) (int64, error) {
 	lctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), listTimeout)
 	defer cancel()
@@ -431,6 +441,14 @@ const maxLogged = 10000
 // watch requires a leader, so a member cut off from its cluster ends it
 // rather than going silent. It needs no previous values (WithPrevKV): a
 // delete names its key, and the state knows what that key held.
+//
+// The revision served is that of the data applied, never a response
+// header's: etcd sends a watch that fell behind (a paused process, a slow
+// link, a resumed stream) its backlog in parts of at most 1,000 revisions,
+// and heads each part with its current revision, not the part's last one.
+// Only a progress notification promises that nothing up to its header's
+// revision is missing, so only one may advance the served revision past the
+// last event applied.
 func (l *loader) watch(ctx context.Context, rev int64) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
@@ -439,34 +457,56 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 	watchesOpened.WithLabelValues(l.source).Inc()
 	tick := time.NewTicker(l.progressEvery)
 	defer tick.Stop()
-	// delivered is the revision up to which the watch has delivered every
-	// event (its events and progress notifications say so; the created
-	// notification does not: events from rev on follow it); behind tracks
-	// whether it keeps up with etcd's revision.
+	// delivered is the revision up to which the watch has delivered and the
+	// loader applied every event (its events and progress notifications say
+	// so; the created notification does not: events from rev on follow it).
+	// reported is the newest revision etcd has reported, in the header of
+	// any watch response or of the freshness read: the state is current
+	// only once delivered has reached it. behind tracks whether the watch
+	// keeps up with etcd's revision over time, to tell a stuck watch.
 	delivered := rev - 1
+	reported := delivered
 	var behind lag
+	// The freshness read runs beside the loop, one at a time: on a slow
+	// link its answer queues behind the watch's backlog on the same
+	// connection, and waiting for it here would stop the loop applying
+	// that backlog.
+	etcdRev := make(chan int64, 1)
+	reading := false
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-			// Ask for a progress notification. The request travels on the
-			// watch's own stream (same context metadata); a dead stream just
-			// leaves the state age growing.
-			pctx, pcancel := context.WithTimeout(wctx, l.progressEvery)
-			_ = l.cli.RequestProgress(pctx)
-			pcancel()
 			// etcd sends no progress notification to a watcher whose start
 			// revision is still in the future, which is the case for a
 			// watch opened at list revision + 1 while nothing is written.
-			// So also ask etcd (with a leader) for its revision: when it
-			// equals the revision served, the state is provably current.
-			// The same read exposes a stuck watch: a member whose raft
-			// stopped (hung, crashed with its port open) keeps the stream
-			// open and even answers progress requests, at its old revision,
-			// while the cluster moves on; the leader check never fires
-			// because the member still believes in its old leader.
-			now := l.confirmCurrent(wctx, delivered)
+			// So ask etcd (with a leader) for its revision: when it is no
+			// newer than the revision applied, the state is provably
+			// current. The same read exposes a stuck watch: a member whose
+			// raft stopped (hung, crashed with its port open) keeps the
+			// stream open and even answers progress requests, at its old
+			// revision, while the cluster moves on; the leader check never
+			// fires because the member still believes in its old leader.
+			if !reading {
+				reading = true
+				go func() { etcdRev <- l.currentRevision(wctx) }()
+			}
+		case now := <-etcdRev:
+			reading = false
+			reported = max(reported, now)
+			if now != 0 && reported <= delivered {
+				l.seen()
+				l.setStatus(stateWatching, nil)
+			}
+			if now == 0 || now > delivered {
+				// Writes outside the prefix, or events still on their
+				// way: only a progress notification, which etcd sends
+				// on the watch stream after the events up to it, may
+				// tell which. It also proves the watch alive while
+				// nothing changes.
+				l.requestProgress(wctx)
+			}
 			if now != 0 && behind.stuck(now, delivered, time.Now(), l.staleAfter) {
 				return fmt.Errorf("watch stuck: etcd is at revision %d, the watch delivered only up to %d for over %v", now, delivered, l.staleAfter)
 			}
@@ -480,45 +520,55 @@ func (l *loader) watch(ctx context.Context, rev int64) error {
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch %s: %w", l.keys.All(), err)
 			}
+			reported = max(reported, resp.Header.Revision)
 			switch {
 			case resp.IsProgressNotify():
 				delivered = max(delivered, resp.Header.Revision)
+				l.advance(delivered)
 			case len(resp.Events) > 0:
-				// Not the header's revision: etcd may send a long catch-up
-				// in parts, each with the current revision in its header.
-				delivered = max(delivered, resp.Events[len(resp.Events)-1].Kv.ModRevision)
+				delivered = max(delivered, l.apply(resp))
 			}
-			// A response short of a revision etcd already reported (a
-			// stuck member's progress notification) is no word that the
-			// state is current.
-			if delivered >= behind.target {
+			switch {
+			case delivered >= reported:
 				l.seen()
 				l.setStatus(stateWatching, nil)
-			}
-			if len(resp.Events) > 0 {
-				l.apply(resp)
+			case resp.Header.Revision > delivered && !resp.Created:
+				// A part of a backlog: more follows, or writes outside
+				// the prefix that only a progress notification (which
+				// etcd sends once the watch has caught up) can cover.
+				l.setStatus(stateBehind, fmt.Errorf("etcd is at revision %d, the state served at %d", resp.Header.Revision, delivered))
+				l.requestProgress(wctx)
+			default:
+				// Short of a revision etcd reported elsewhere (a stuck
+				// member's progress notification, a created notification
+				// with writes since the list): no word that the state is
+				// current.
 			}
 		}
 	}
 }
 
-// confirmCurrent marks the state fresh when etcd, asked through a member
-// that has a leader, is at a revision the watch has already delivered, and
-// returns that revision (0 when etcd did not answer). A count-only read of
-// one key off the query path; a failure leaves the state age growing.
-func (l *loader) confirmCurrent(ctx context.Context, delivered int64) int64 {
+// requestProgress asks etcd for a progress notification on the watch. The
+// request travels on the watch's own stream (same context metadata); etcd
+// ignores it while the watch is catching up, and a dead stream just leaves
+// the state age growing, so its error is of no use.
+func (l *loader) requestProgress(wctx context.Context) {
+	pctx, cancel := context.WithTimeout(wctx, l.progressEvery)
+	defer cancel()
+	_ = l.cli.RequestProgress(pctx)
+}
+
+// currentRevision asks etcd, through a member that has a leader, for its
+// revision (0 when etcd did not answer in time): a count-only read of one
+// key, off the query path. The watch loop marks the state fresh when this is
+// no newer than what it applied; it never advances the revision served,
+// since etcd being ahead may mean events still on their way.
+func (l *loader) currentRevision(ctx context.Context) int64 {
 	cctx, cancel := context.WithTimeout(ctx, l.progressEvery)
 	defer cancel()
 	resp, err := l.cli.Get(cctx, l.keys.All(), clientv3.WithCountOnly(), clientv3.WithLimit(1))
 	if err != nil {
 		return 0
-	}
-	l.mu.Lock()
-	current := resp.Header.Revision <= max(delivered, l.st.rev)
-	l.mu.Unlock()
-	if current {
-		l.seen()
-		l.setStatus(stateWatching, nil)
 	}
 	return resp.Header.Revision
 }
@@ -548,12 +598,19 @@ func (g *lag) stuck(etcdRev, delivered int64, now time.Time, limit time.Duration
 	return now.Sub(g.since) > limit
 }
 
-// apply applies one watch response and rebuilds what it touched.
-func (l *loader) apply(resp clientv3.WatchResponse) {
+// apply applies one watch response, rebuilds what it touched and returns
+// the newest revision applied. That revision, not the response header's, is
+// the one served: a response may be one part of a backlog, headed with
+// etcd's current revision. etcd never splits one revision (one txn) across
+// responses, so the state then holds exactly etcd's data as of it. A delete
+// event's ModRevision is the delete's revision.
+func (l *loader) apply(resp clientv3.WatchResponse) int64 {
 	ch := newChanges()
 	l.mu.Lock()
 	st := l.st
+	var last int64
 	for _, ev := range resp.Events {
+		last = max(last, ev.Kv.ModRevision)
 		key := string(ev.Kv.Key)
 		if ev.Type == clientv3.EventTypeDelete {
 			st.del(key, ch)
@@ -563,12 +620,32 @@ func (l *loader) apply(resp clientv3.WatchResponse) {
 			l.skipped(key, ev.Kv.ModRevision, err)
 		}
 	}
-	st.rev = resp.Header.Revision
+	st.rev = max(st.rev, last)
 	for svc := range ch.services {
 		l.updateMaster(svc)
 	}
 	for _, s := range l.subs {
 		s.update(st, ch)
+	}
+	l.mu.Unlock()
+	l.publish()
+	return last
+}
+
+// advance moves the revision served up to rev, which a progress notification
+// vouched for: every event up to it has been applied, so the state is etcd's
+// as of rev (writes outside the prefix move etcd's revision without events).
+func (l *loader) advance(rev int64) {
+	l.mu.Lock()
+	st := l.st
+	if rev <= st.rev {
+		l.mu.Unlock()
+		return
+	}
+	st.rev = rev
+	none := newChanges()
+	for _, s := range l.subs {
+		s.update(st, none)
 	}
 	l.mu.Unlock()
 	l.publish()

@@ -26,7 +26,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "rollcall",
 		Name:      "watch_state",
-		Help:      "1 for the loader's current state (listing, watching, unreachable), 0 for the others.",
+		Help:      "1 for the loader's current state (listing, watching, behind, unreachable), 0 for the others.",
 	}, []string{"source", "state"})
 
 	decodeErrors = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -40,7 +40,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "rollcall",
 		Name:      "revision",
-		Help:      "etcd revision of the data served (the SOA serial before truncation to 32 bits).",
+		Help:      "etcd revision of the data served (the SOA serial before truncation to 32 bits): every change up to it is in the index, none after it.",
 	}, []string{"source"})
 
 	watchesOpened = promauto.NewCounterVec(prometheus.CounterOpts{
