@@ -13,14 +13,14 @@ TESTP   ?= 2
 # has no deadline to race. 20000 runs take 1-10 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build run test vet fmt-check fuzz bench clean help
+.PHONY: all build run test vet fmt-check fuzz bench clean help resolver-deps
 
 all: build
 
 help:
 	@echo "make build   build bin/coredns, bin/servicereg, bin/rollcall"
 	@echo "make run     run the whole system here (rollcall dev): DNS on 127.0.0.1:1053"
-	@echo "make test    vet, then every test (real etcd, CoreDNS, systemd), then short fuzz runs"
+	@echo "make test    gofmt, go vet and staticcheck, then every test (real etcd, CoreDNS, systemd), then short fuzz runs"
 	@echo "make bench   benchmarks side by side; writes BENCHMARKS.md"
 	@echo "make clean   remove bin/ and the dev data dir"
 
@@ -31,16 +31,40 @@ build:
 run: build
 	$(BIN)/rollcall dev -data-dir $(DEVDIR) $(DEVFLAGS)
 
+# gofmt, go vet, then staticcheck: its version is pinned by the tool line in
+# go.mod, so `go tool` builds that version (and caches it) on any machine.
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 # ROLLCALL_LONG=1: the fault tests that take a minute or more run too (a
 # plain `go test ./...` skips them).
-test: build vet
+test: build vet resolver-deps
 	ROLLCALL_BIN=$(BIN) ROLLCALL_LONG=1 $(GO) test -count=1 -p $(TESTP) -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz
+
+# test/resolvers runs unbound, dnsmasq and BIND's named from Debian's
+# packages in front of bin/coredns. As root, install the missing ones. A
+# policy-rc.d that denies every start (unless one is there already) keeps
+# the packages' services from starting on install: nothing takes port 53 or
+# rewrites resolv.conf. A failed install does not fail `make test`: those
+# tests skip, naming the missing binary.
+resolver-deps:
+	@[ "$$(id -u)" = 0 ] || exit 0; \
+	missing=; \
+	for bp in unbound:unbound dnsmasq:dnsmasq-base named:bind9; do \
+	  b=$${bp%%:*}; command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $${bp#*:}"; \
+	done; \
+	[ -n "$$missing" ] || exit 0; \
+	echo "installing$$missing (Debian packages) for test/resolvers"; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+	fi; \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+	  || echo "apt-get install$$missing failed: test/resolvers skips what is missing"
 
 # Short fuzz runs keep the fuzz targets and their seed corpora working.
 fuzz:

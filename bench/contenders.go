@@ -1,9 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // ttlSeconds is the answer TTL of every contender.
 const ttlSeconds = 5
@@ -56,13 +53,4 @@ func fileContender(zonefile string) Contender {
 func whoamiContender() Contender {
 	return Contender{Name: "whoami", Plugin: "whoami", Check: checkWhoami,
 		Corefile: func(p serverPorts) string { return corefileHead(p) + "    whoami\n}\n" }}
-}
-
-// names returns the contenders' names joined for messages.
-func names(cs []Contender) string {
-	var n []string
-	for _, c := range cs {
-		n = append(n, c.Name)
-	}
-	return strings.Join(n, ", ")
 }

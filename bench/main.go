@@ -1,14 +1,3 @@
-// Command bench is rollcall's benchmark harness (`make bench`): it runs the
-// rollcall CoreDNS plugin side by side with CoreDNS's own yardsticks (whoami,
-// file, etcd) under dnsperf, measures scale, propagation, failover and the
-// load agents put on etcd, and writes BENCHMARKS.md. See shared/DESIGN.md
-// for what is measured: the plugin serves from an in-memory index fed by one
-// etcd watch, so it should cost no more than whoami and beat file.
-//
-// Speed is measured only here, never asserted in tests: the machine is
-// shared, so contenders run in alternating rounds and the report gives
-// medians and ratios. bench_test.go runs a seconds-long smoke version that
-// checks every contender answers correctly.
 package main
 
 import (

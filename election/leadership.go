@@ -237,11 +237,11 @@ func (l *Leadership) watchKey() {
 					return
 				}
 			}
-			rev = wr.Header.Revision + 1
 		}
 		cancel()
 		// The watch ended (compaction, lost etcd leader, closed client): read
-		// the key once to learn what was missed, then watch again.
+		// the key once to learn what was missed, then watch again from the
+		// revision after that read.
 		for {
 			if l.ctx.Err() != nil {
 				return

@@ -62,8 +62,6 @@ func newChanges() changes {
 	return changes{services: map[string]struct{}{}, hosts: map[string]struct{}{}}
 }
 
-func (c changes) empty() bool { return len(c.services) == 0 && len(c.hosts) == 0 }
-
 // decodeError is a key or value the state skipped, with the metric reason.
 type decodeError struct {
 	reason string

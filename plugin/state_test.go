@@ -194,14 +194,6 @@ func FuzzIndex(f *testing.F) {
 	})
 }
 
-func toAny[T any](s []T) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
-}
-
 // TestLocalView checks that `local HOST` follows HOST's record: the networks
 // its addresses are listed under or fall in, updated when the record changes.
 func TestLocalView(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package registry is rollcall's schema: the etcd key layout, the records stored
-// under it, their validation and their JSON encoding (shared/DESIGN.md, "etcd
-// keys"). It is the contract between the agent that writes presence, the DNS
+// under it, their validation and their JSON encoding (docs/DESIGN.md,
+// "Keys"). It is the contract between the agent that writes presence, the DNS
 // plugin that serves it and the operator reading it with etcdctl, so no other
 // package spells a key or decodes a value by hand.
 //
@@ -12,5 +12,9 @@
 //
 // Writers validate before they write (Validate*, Encode*); readers decode with
 // Decode* and skip whatever fails: bad data is never served and never crashes a
-// reader.
+// reader. The files:
+//
+//	keys.go     Keys: the layout under a prefix, spelled and parsed (Parse checks every part)
+//	names.go    the one name rule: a lower-case DNS label, with errors that say what to write
+//	records.go  Host, Instance, Port and Addrs: validation, bounds, strict JSON decoding
 package registry

@@ -16,7 +16,7 @@ import (
 	"github.com/rollcall/rollcall/registry"
 )
 
-// Defaults of the agent config (shared/DESIGN.md, "Agent config").
+// Defaults of the agent config (servicereg/README.md, "Config").
 const (
 	DefaultConfigPath = "/etc/servicereg/servicereg.yml"
 	DefaultTTL        = 10 * time.Second

@@ -15,7 +15,7 @@ import (
 )
 
 // Refusals: etcd that answers but will not let this agent write (RBAC,
-// shared/DESIGN.md "etcd keys": a host's user writes only its own subtree),
+// docs/DESIGN.md, "Keys": a host's user writes only its own subtree),
 // or that this agent cannot talk to at all because of its TLS settings. Both
 // are configuration mistakes that retrying will not heal, and clientv3
 // reports the second only as "context deadline exceeded". So the main loop

@@ -17,7 +17,8 @@ import (
 	"github.com/rollcall/rollcall/election"
 )
 
-// Master elections (shared/DESIGN.md, "etcd keys": P/elections/<service>/...):
+// Master elections (docs/DESIGN.md, "Elections and terms"; keys
+// P/elections/<service>/<lease-hex>):
 // a service with master_election campaigns for its master while it is present
 // and the agent holds a lease, on that lease, so that a host that dies or
 // loses etcd drops out of the election with its names. The campaign itself is

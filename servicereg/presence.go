@@ -13,7 +13,7 @@ type UnitState struct {
 	SubState    string // running, exited, dead, ...
 }
 
-// Present is the one presence decision (shared/DESIGN.md, "Agent"): a unit in
+// Present is the one presence decision (docs/DESIGN.md, "The agent"): a unit in
 // ActiveState active or reloading is present; anything else, including a unit
 // systemd cannot find, is not. A service is registered exactly while its unit
 // is present.

@@ -1,14 +1,3 @@
-// Command rollcall is the operator's CLI (shared/DESIGN.md, "Binaries and
-// commands"):
-//
-//	rollcall dev      the whole system in one process (what `make run` runs)
-//	rollcall ls       services and their instances
-//	rollcall status   hosts and leases, masters and terms, malformed keys
-//	rollcall elect    run a command while this host is a service's master
-//
-// main only dispatches: each command lives in a package of its own
-// (internal/devmode, internal/inspect, internal/electcmd) so that it can be
-// tested without building the binary.
 package main
 
 import (

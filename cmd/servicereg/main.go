@@ -1,6 +1,6 @@
 // Command servicereg is rollcall's host agent: it registers this host's
-// active systemd units in etcd (see package servicereg and shared/DESIGN.md,
-// "Agent"). This file only wires flags, signals, sd_notify and the metrics
+// active systemd units in etcd (see package servicereg and docs/DESIGN.md,
+// "The agent"). This file only wires flags, signals, sd_notify and the metrics
 // listener around servicereg.Agent.
 package main
 

@@ -7,8 +7,8 @@ import (
 
 // Corefile returns the Corefile `rollcall dev` serves: one server block for
 // the zone on the DNS address, with the rollcall plugin reading the embedded
-// etcd. It has no cache: rollcall answers from memory (shared/DESIGN.md,
-// "Serving").
+// etcd. It has no cache: rollcall answers from memory (docs/DESIGN.md,
+// "Serving and freshness").
 func (c Config) Corefile() string {
 	ip, port := splitDNSAddr(c.DNSAddr)
 	var b strings.Builder

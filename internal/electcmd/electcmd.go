@@ -1,6 +1,6 @@
 // Package electcmd is `rollcall elect [flags] SERVICE -- CMD ARGS...`: it
-// campaigns for the master of SERVICE (shared/DESIGN.md, "etcd keys",
-// elections) on a lease of its own and runs CMD while this host is master.
+// campaigns for the master of SERVICE (docs/DESIGN.md,
+// "Elections and terms") on a lease of its own and runs CMD while this host is master.
 // CMD learns its term from ROLLCALL_TERM to fence its own writes. When
 // mastership is lost, CMD is stopped (SIGTERM, then SIGKILL after --grace)
 // and the command exits non-zero; when CMD exits, the command resigns at once

@@ -1,6 +1,3 @@
-// Package etcdconn turns the etcd settings shared by the plugin, the agent and
-// the CLI (endpoints, optional mTLS, optional user) into a connected
-// clientv3.Client, so that TLS and timeouts are configured one way everywhere.
 package etcdconn
 
 import (

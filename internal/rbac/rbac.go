@@ -1,5 +1,5 @@
-// Package rbac is rollcall's etcd access-control layout (shared/DESIGN.md,
-// "etcd keys": keys are host-first so that each host may write its own
+// Package rbac is rollcall's etcd access-control layout (docs/DESIGN.md,
+// "Keys": keys are host-first so that each host may write its own
 // subtree only). Plan computes the roles and users from the hosts and the
 // services whose elections they join; Apply creates them through the etcd
 // auth API; Etcdctl spells the same plan as etcdctl command lines, which is

@@ -2,5 +2,19 @@
 // etcd (one node or a cluster), CoreDNS from a Corefile string, a systemd user
 // manager, and the project's binaries. Every test that needs a server gets it
 // here, so no test spells that set-up twice. Everything listens on loopback and
-// is stopped by t.Cleanup.
+// is stopped by t.Cleanup. The files:
+//
+//	etcd.go           StartEtcd and StartCluster: embedded etcd, one member or n
+//	restart.go        stopping and restarting cluster members (fault tests)
+//	auth.go           StartAuthEtcd: etcd with client certificates and auth on, as in production
+//	tls.go            NewTLS: a CA and certificates made for one test
+//	coredns.go        StartCoreDNS in this process, and Query/Exchange with options (EDNS0, ECS)
+//	coredns_ports.go  StartCoreDNSPorts: CoreDNS on free ports chosen for it, retried when taken
+//	systemd.go        StartSystemd: a private systemd user manager, and units written for it
+//	bin.go            RepoRoot, and Binary/Cmd: the project's binaries, built once
+//	process.go        Process: a started child process, stopped with a grace period
+//	buffer.go         Buffer: a process's output, safe to read while it is written
+//	ports.go          FreePort: a free loopback port
+//	wait.go           Eventually: poll a condition until a deadline
+//	leak.go           the goroutines a leak check ignores after embedded etcd
 package testkit
