@@ -61,14 +61,14 @@ func isAddrType(qtype uint16) bool { return qtype == dns.TypeA || qtype == dns.T
 // found is what a query name names in the index: settled before anything
 // is written, so that a name error can still fall through.
 type found struct {
-	res   result
-	kind  int
-	rev   int64 // revision served, the SOA serial
-	sa    *svcAnswers
-	ia    *instAnswers   // kindInstance
-	shard []*instAnswers // kindShard
-	pa    *portAnswers   // kindPort
-	svc   []byte         // the service's name (lower case), for targets
+	res       result
+	kind      int
+	rev       int64 // revision served, the SOA serial
+	service   *svcAnswers
+	inst      *instAnswers   // kindInstance
+	shard     []*instAnswers // kindShard
+	namedPort *portAnswers   // kindPort
+	svc       []byte         // the service's name (lower case), for targets
 }
 
 // find looks a parsed name up: one read of the index per query, two for a
@@ -79,38 +79,38 @@ func (ix *index) find(qn qname) found {
 	case nameApex:
 		f.rev, _ = ix.lookup(nil)
 		f.kind, f.res = kindApex, success
-	case nameOne:
-		f.rev, f.sa = ix.lookup(qn.a)
-		if f.sa != nil {
-			f.kind, f.res, f.svc = kindService, success, qn.a
+	case nameService:
+		f.rev, f.service = ix.lookup(qn.label)
+		if f.service != nil {
+			f.kind, f.res, f.svc = kindService, success, qn.label
 			break
 		}
-		if base := masterBase(qn.a); base != nil {
-			if f.rev, f.sa = ix.lookup(base); f.sa != nil && f.sa.master != nil {
+		if base := masterBase(qn.label); base != nil {
+			if f.rev, f.service = ix.lookup(base); f.service != nil && f.service.master != nil {
 				f.kind, f.res, f.svc = kindMaster, success, base
 			}
 		}
-	case nameTwo:
-		f.rev, f.sa = ix.lookup(qn.svc)
-		if f.sa == nil {
+	case nameInstance:
+		f.rev, f.service = ix.lookup(qn.svc)
+		if f.service == nil {
 			break
 		}
 		f.svc = qn.svc
-		if ia := f.sa.byHost[string(qn.a)]; ia != nil {
-			f.kind, f.res, f.ia = kindInstance, success, ia
-		} else if shard := f.sa.byShard[string(qn.a)]; shard != nil {
+		if inst := f.service.byHost[string(qn.label)]; inst != nil {
+			f.kind, f.res, f.inst = kindInstance, success, inst
+		} else if shard := f.service.byShard[string(qn.label)]; shard != nil {
 			f.kind, f.res, f.shard = kindShard, success, shard
-		} else if f.sa.hasProto(qn.a) {
+		} else if f.service.hasProto(qn.label) {
 			// _tcp.<service>.Z has names below it: an empty
 			// non-terminal, NODATA and never NXDOMAIN (RFC 8020), or
 			// a resolver minimising its queries (RFC 9156) stops here.
 			f.kind, f.res = kindPort, noData
 		}
 	case namePort:
-		f.rev, f.sa = ix.lookup(qn.svc)
-		if f.sa != nil {
-			if pa := f.sa.ports[string(qn.a)]; pa != nil {
-				f.kind, f.res, f.pa, f.svc = kindPort, success, pa, qn.svc
+		f.rev, f.service = ix.lookup(qn.svc)
+		if f.service != nil {
+			if namedPort := f.service.ports[string(qn.label)]; namedPort != nil {
+				f.kind, f.res, f.namedPort, f.svc = kindPort, success, namedPort, qn.svc
 			}
 		}
 	default:
@@ -172,15 +172,15 @@ func (p *reply) records(f *found) result {
 	case kindApex:
 		res = p.apex(f.rev)
 	case kindService:
-		res = p.service(f.sa, f.svc)
+		res = p.service(f.service, f.svc)
 	case kindInstance:
-		res = p.instance(f.ia, f.svc)
+		res = p.instance(f.inst, f.svc)
 	case kindShard:
 		res = p.shard(f.shard)
 	case kindPort:
-		res = p.port(f.pa, f.svc)
+		res = p.port(f.namedPort, f.svc)
 	case kindMaster:
-		res = p.master(f.sa.master, f.svc)
+		res = p.master(f.service.master, f.svc)
 	}
 	return res
 }
@@ -201,19 +201,19 @@ var question = owner{at: headerLen}
 
 // service answers <service>.Z: A/AAAA of every instance, or SRV of every
 // instance port with the targets' addresses in the additional section.
-func (p *reply) service(sa *svcAnswers, svc []byte) result {
-	n := len(sa.insts)
+func (p *reply) service(service *svcAnswers, svc []byte) result {
+	n := len(service.insts)
 	switch {
 	case isAddrType(p.qtype):
-		if fa := sa.flatFor(p.view); fa != nil && (p.max == 0 || n <= p.max) {
+		if fa := service.flatFor(p.view); fa != nil && (p.max == 0 || n <= p.max) {
 			p.flat(fa)
 			break
 		}
-		p.addrsOf(sa.insts)
+		p.addrsOf(service.insts)
 	case p.qtype == dns.TypeSRV:
-		wk := p.walk(len(sa.withPorts))
+		wk := p.walk(len(service.withPorts))
 		for i := 0; i < wk.n && !p.w.full; i++ {
-			p.srvs(sa.withPorts[wk.at(i)], svc)
+			p.srvs(service.withPorts[wk.at(i)], svc)
 		}
 		p.additional()
 	}
@@ -249,14 +249,14 @@ func (p *reply) flat(fa *flatAddrs) {
 
 // srvs packs an SRV per port of an instance, its target <host>.<svc>.Z,
 // and notes the target for the additional section.
-func (p *reply) srvs(ia *instAnswers, svc []byte) {
-	for j, port := range ia.ports {
-		at := p.w.srv(secAnswer, question, uint16(port.Port), ia.host, svc, p.zone, p.ttl)
+func (p *reply) srvs(inst *instAnswers, svc []byte) {
+	for j, port := range inst.ports {
+		at := p.w.srv(secAnswer, question, uint16(port.Port), inst.host, svc, p.zone, p.ttl)
 		if at < 0 {
 			return
 		}
 		if j == 0 {
-			p.w.targets = append(p.w.targets, target{off: at, host: ia.host, ips: ia.addrsFor(p.view)})
+			p.w.targets = append(p.w.targets, target{off: at, host: inst.host, ips: inst.addrsFor(p.view)})
 		}
 	}
 }
@@ -277,12 +277,12 @@ func (p *reply) outcome() result {
 }
 
 // instance answers <host>.<service>.Z: its A/AAAA, or SRV per port.
-func (p *reply) instance(ia *instAnswers, svc []byte) result {
+func (p *reply) instance(inst *instAnswers, svc []byte) result {
 	switch {
 	case isAddrType(p.qtype):
-		p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl)
+		p.w.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
 	case p.qtype == dns.TypeSRV:
-		p.srvs(ia, svc)
+		p.srvs(inst, svc)
 		// The target is the question's name.
 		for i := range p.w.targets {
 			p.w.targets[i].off = headerLen
@@ -304,19 +304,19 @@ func (p *reply) shard(insts []*instAnswers) result {
 
 // port answers _<port>._<proto>.<service>.Z: SRV per instance having that
 // port, the targets' addresses in the additional section.
-func (p *reply) port(pa *portAnswers, svc []byte) result {
+func (p *reply) port(namedPort *portAnswers, svc []byte) result {
 	if p.qtype != dns.TypeSRV {
 		return noData
 	}
-	wk := p.walk(len(pa.insts))
+	wk := p.walk(len(namedPort.insts))
 	for i := 0; i < wk.n; i++ {
 		j := wk.at(i)
-		ia := pa.insts[j]
-		at := p.w.srv(secAnswer, question, pa.port[j], ia.host, svc, p.zone, p.ttl)
+		inst := namedPort.insts[j]
+		at := p.w.srv(secAnswer, question, namedPort.port[j], inst.host, svc, p.zone, p.ttl)
 		if at < 0 {
 			break
 		}
-		p.w.targets = append(p.w.targets, target{off: at, host: ia.host, ips: ia.addrsFor(p.view)})
+		p.w.targets = append(p.w.targets, target{off: at, host: inst.host, ips: inst.addrsFor(p.view)})
 	}
 	p.additional()
 	return p.outcome()
@@ -328,14 +328,14 @@ func (p *reply) port(pa *portAnswers, svc []byte) result {
 // share its name with the TXT (RFC 2181 section 10.1), and a resolver that
 // cached it would follow it for the TXT too and find nothing there.
 func (p *reply) master(ma *masterAnswers, svc []byte) result {
-	ia := ma.inst
+	inst := ma.inst
 	switch {
 	case p.qtype == dns.TypeTXT:
 		p.w.txt(question, ma.txt, p.ttl)
 	case isAddrType(p.qtype):
-		p.w.addrs(secAnswer, question, ia.addrsFor(p.view), p.qtype, p.ttl)
+		p.w.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
 	case p.qtype == dns.TypeSRV:
-		p.srvs(ia, svc)
+		p.srvs(inst, svc)
 		p.additional()
 	}
 	return p.outcome()

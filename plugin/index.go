@@ -38,27 +38,27 @@ type instAnswers struct {
 // flatFor returns the service's packed addresses for a client's view, or
 // nil when the client is on several networks (each instance then picks its
 // own, see instAnswers.addrsFor).
-func (sa *svcAnswers) flatFor(view viewSet) *flatAddrs {
+func (service *svcAnswers) flatFor(view viewSet) *flatAddrs {
 	if view == 0 {
-		return &sa.flat[len(sa.flat)-1]
+		return &service.flat[len(service.flat)-1]
 	}
 	if view&(view-1) != 0 {
 		return nil
 	}
 	k := bits.TrailingZeros64(uint64(view))
-	if k >= len(sa.flat)-1 {
-		return &sa.flat[len(sa.flat)-1]
+	if k >= len(service.flat)-1 {
+		return &service.flat[len(service.flat)-1]
 	}
-	return &sa.flat[k]
+	return &service.flat[k]
 }
 
 // addrsFor returns the addresses a client with this view gets
 // (docs/DESIGN.md, "Views"): those on the first network both are on, else the public ones.
-func (ia *instAnswers) addrsFor(view viewSet) []netip.Addr {
-	if k := pick(view, ia.nets); k >= 0 {
-		return ia.on[k]
+func (inst *instAnswers) addrsFor(view viewSet) []netip.Addr {
+	if k := pick(view, inst.nets); k >= 0 {
+		return inst.on[k]
 	}
-	return ia.pub
+	return inst.pub
 }
 
 // portAnswers is one named port of a service: the instances having it and
@@ -103,12 +103,12 @@ type svcAnswers struct {
 
 // hasProto reports whether label ("_tcp" or "_udp") names an empty
 // non-terminal of the service: some instance has a port of that protocol.
-func (sa *svcAnswers) hasProto(label []byte) bool {
+func (service *svcAnswers) hasProto(label []byte) bool {
 	switch string(label) {
 	case "_tcp":
-		return sa.tcp
+		return service.tcp
 	case "_udp":
-		return sa.udp
+		return service.udp
 	}
 	return false
 }
@@ -136,12 +136,12 @@ func newIndex(nets []network, local string) *index {
 func (ix *index) lookup(svc []byte) (int64, *svcAnswers) {
 	ix.mu.RLock()
 	rev := ix.rev
-	var sa *svcAnswers
+	var service *svcAnswers
 	if svc != nil {
-		sa = ix.services[string(svc)]
+		service = ix.services[string(svc)]
 	}
 	ix.mu.RUnlock()
-	return rev, sa
+	return rev, service
 }
 
 func (ix *index) view() viewSet {
@@ -158,8 +158,8 @@ func (ix *index) isLoaded() bool { return ix.loaded.Load() }
 func (ix *index) replace(st *state) {
 	services := make(map[string]*svcAnswers, len(st.insts))
 	for svc := range st.insts {
-		if sa := ix.buildService(st, svc, nil); sa != nil {
-			services[svc] = sa
+		if service := ix.buildService(st, svc, nil); service != nil {
+			services[svc] = service
 		}
 	}
 	lv := ix.buildLocalView(st)
@@ -173,8 +173,8 @@ func (ix *index) replace(st *state) {
 // answers are built before the lock is taken; the lock covers map writes.
 func (ix *index) update(st *state, ch changes) {
 	type built struct {
-		svc string
-		sa  *svcAnswers
+		svc     string
+		service *svcAnswers
 	}
 	all := make([]built, 0, len(ch.services))
 	for svc := range ch.services {
@@ -187,10 +187,10 @@ func (ix *index) update(st *state, ch changes) {
 	}
 	ix.mu.Lock()
 	for _, b := range all {
-		if b.sa == nil {
+		if b.service == nil {
 			delete(ix.services, b.svc)
 		} else {
-			ix.services[b.svc] = b.sa
+			ix.services[b.svc] = b.service
 		}
 	}
 	ix.rev = st.rev
@@ -232,7 +232,7 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 	if len(insts) == 0 {
 		return nil
 	}
-	sa := &svcAnswers{
+	service := &svcAnswers{
 		insts:  make([]*instAnswers, 0, len(insts)),
 		byHost: make(map[string]*instAnswers, len(insts)),
 	}
@@ -243,51 +243,51 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 	sort.Strings(hosts)
 	for _, h := range hosts {
 		in := insts[h]
-		var ia *instAnswers
+		var inst *instAnswers
 		if old != nil {
 			if o := old.byHost[h]; o != nil && o.src == in && o.srcHost == st.hosts[h] {
-				ia = o
+				inst = o
 			}
 		}
-		if ia == nil {
-			ia = ix.buildInstance(st, in)
+		if inst == nil {
+			inst = ix.buildInstance(st, in)
 		}
-		sa.insts = append(sa.insts, ia)
-		sa.byHost[h] = ia
+		service.insts = append(service.insts, inst)
+		service.byHost[h] = inst
 		if in.Shard != "" {
-			if sa.byShard == nil {
-				sa.byShard = map[string][]*instAnswers{}
+			if service.byShard == nil {
+				service.byShard = map[string][]*instAnswers{}
 			}
-			sa.byShard[in.Shard] = append(sa.byShard[in.Shard], ia)
+			service.byShard[in.Shard] = append(service.byShard[in.Shard], inst)
 		}
 		if len(in.Ports) > 0 {
-			sa.withPorts = append(sa.withPorts, ia)
+			service.withPorts = append(service.withPorts, inst)
 		}
 		for _, p := range in.Ports {
-			if sa.ports == nil {
-				sa.ports = map[string]*portAnswers{}
+			if service.ports == nil {
+				service.ports = map[string]*portAnswers{}
 			}
 			key := "_" + p.Name + "._" + p.Proto
-			pa := sa.ports[key]
-			if pa == nil {
-				pa = &portAnswers{}
-				sa.ports[key] = pa
+			namedPort := service.ports[key]
+			if namedPort == nil {
+				namedPort = &portAnswers{}
+				service.ports[key] = namedPort
 			}
-			pa.insts = append(pa.insts, ia)
-			pa.port = append(pa.port, uint16(p.Port))
-			sa.tcp = sa.tcp || p.Proto == "tcp"
-			sa.udp = sa.udp || p.Proto == "udp"
+			namedPort.insts = append(namedPort.insts, inst)
+			namedPort.port = append(namedPort.port, uint16(p.Port))
+			service.tcp = service.tcp || p.Proto == "tcp"
+			service.udp = service.udp || p.Proto == "udp"
 		}
 	}
-	sa.flat = make([]flatAddrs, len(ix.nets)+1)
-	for k := range sa.flat {
+	service.flat = make([]flatAddrs, len(ix.nets)+1)
+	for k := range service.flat {
 		var view viewSet
 		if k < len(ix.nets) {
 			view = 1 << uint(k)
 		}
-		fa := &sa.flat[k]
-		for _, ia := range sa.insts {
-			for _, ip := range ia.addrsFor(view) {
+		fa := &service.flat[k]
+		for _, inst := range service.insts {
+			for _, ip := range inst.addrsFor(view) {
 				if ip.Is4() {
 					fa.v4 = append(fa.v4, ip.As4())
 				} else {
@@ -300,11 +300,11 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 	// the service: its records are that instance's, and its SRV targets
 	// resolve.
 	if host, term, ok := st.leader(svc); ok {
-		if ia := sa.byHost[host]; ia != nil {
-			sa.master = &masterAnswers{inst: ia, txt: packTXT("host="+host, "term="+strconv.FormatInt(term, 10))}
+		if inst := service.byHost[host]; inst != nil {
+			service.master = &masterAnswers{inst: inst, txt: packTXT("host="+host, "term="+strconv.FormatInt(term, 10))}
 		}
 	}
-	return sa
+	return service
 }
 
 // packTXT packs TXT character strings (each under 256 bytes).
@@ -318,19 +318,19 @@ func packTXT(strs ...string) []byte {
 
 func (ix *index) buildInstance(st *state, in *registry.Instance) *instAnswers {
 	addrs := st.addrsOf(in)
-	ia := &instAnswers{src: in, srcHost: st.hosts[in.Host], host: in.Host, ports: in.Ports}
-	ia.pub = servable(addrs[registry.PublicNetwork])
+	inst := &instAnswers{src: in, srcHost: st.hosts[in.Host], host: in.Host, ports: in.Ports}
+	inst.pub = servable(addrs[registry.PublicNetwork])
 	for i, n := range ix.nets {
 		if len(addrs[n.name]) == 0 {
 			continue
 		}
-		if ia.on == nil {
-			ia.on = make([][]netip.Addr, len(ix.nets))
+		if inst.on == nil {
+			inst.on = make([][]netip.Addr, len(ix.nets))
 		}
-		ia.nets |= 1 << uint(i)
-		ia.on[i] = servable(addrs[n.name])
+		inst.nets |= 1 << uint(i)
+		inst.on[i] = servable(addrs[n.name])
 	}
-	return ia
+	return inst
 }
 
 // servable returns the addresses that can be served as A or AAAA: the

@@ -7,16 +7,16 @@ type nameKind uint8
 // The shapes of a name below a zone Z:
 //
 //	Z                          apex: SOA, NS
-//	<a>.Z                      service <a>; else, for a = <s>-master, master of <s>
-//	<a>.<s>.Z                  instance of <s> on host <a>; else shard <a> of <s>
+//	<l>.Z                      service <l>; else, for l = <s>-master, master of <s>
+//	<l>.<s>.Z                  instance of <s> on host <l>; else shard <l> of <s>
 //	_<port>._<proto>.<s>.Z     SRV of a named port (proto tcp or udp)
 //
 // Anything else (more labels, escapes, empty labels) cannot exist: NXDOMAIN.
 const (
 	nameNone nameKind = iota
 	nameApex
-	nameOne
-	nameTwo
+	nameService  // <l>.Z: a service, or the master of one
+	nameInstance // <l>.<s>.Z: an instance's host, or a shard
 	namePort
 )
 
@@ -24,8 +24,9 @@ const (
 // lower-cased buffer, so parsing does not allocate.
 type qname struct {
 	kind nameKind
-	// nameOne: a. nameTwo: a, svc. namePort: a = "_<port>._<proto>", svc.
-	a, svc []byte
+	// label is the first label (nameService, nameInstance), or
+	// "_<port>._<proto>" (namePort); svc is the service's label below it.
+	label, svc []byte
 }
 
 // maxName is the longest wire-format name; longer names cannot be asked.
@@ -80,16 +81,16 @@ func parseName(rel []byte) qname {
 	}
 	switch n {
 	case 1:
-		return qname{kind: nameOne, a: labels[0]}
+		return qname{kind: nameService, label: labels[0]}
 	case 2:
-		return qname{kind: nameTwo, a: labels[0], svc: labels[1]}
+		return qname{kind: nameInstance, label: labels[0], svc: labels[1]}
 	case 3:
 		port, proto := labels[0], labels[1]
 		if len(port) < 2 || port[0] != '_' || !isProto(proto) {
 			return qname{}
 		}
 		// "_<port>._<proto>" is contiguous in rel: one map key.
-		return qname{kind: namePort, a: rel[:len(port)+1+len(proto)], svc: labels[2]}
+		return qname{kind: namePort, label: rel[:len(port)+1+len(proto)], svc: labels[2]}
 	}
 	return qname{}
 }
@@ -98,13 +99,13 @@ func isProto(b []byte) bool {
 	return string(b) == "_tcp" || string(b) == "_udp"
 }
 
-// masterBase returns s when a is "<s>-master", else nil.
-func masterBase(a []byte) []byte {
+// masterBase returns s when label is "<s>-master", else nil.
+func masterBase(label []byte) []byte {
 	const suffix = "-master"
-	if len(a) <= len(suffix) || string(a[len(a)-len(suffix):]) != suffix {
+	if len(label) <= len(suffix) || string(label[len(label)-len(suffix):]) != suffix {
 		return nil
 	}
-	return a[:len(a)-len(suffix)]
+	return label[:len(label)-len(suffix)]
 }
 
 // zoneOf returns the index of the zone qname is in (zones are lower-case and

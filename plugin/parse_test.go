@@ -13,9 +13,9 @@ func TestParseName(t *testing.T) {
 		a, svc string
 	}{
 		{name: "apex", rel: "", kind: nameApex},
-		{name: "service", rel: "web.", kind: nameOne, a: "web"},
-		{name: "master form", rel: "web-master.", kind: nameOne, a: "web-master"},
-		{name: "host or shard", rel: "h1.web.", kind: nameTwo, a: "h1", svc: "web"},
+		{name: "service", rel: "web.", kind: nameService, a: "web"},
+		{name: "master form", rel: "web-master.", kind: nameService, a: "web-master"},
+		{name: "host or shard", rel: "h1.web.", kind: nameInstance, a: "h1", svc: "web"},
 		{name: "port", rel: "_http._tcp.web.", kind: namePort, a: "_http._tcp", svc: "web"},
 		{name: "udp port", rel: "_dns._udp.web.", kind: namePort, a: "_dns._udp", svc: "web"},
 		{name: "bad proto", rel: "_http._sctp.web.", kind: nameNone},
@@ -29,8 +29,8 @@ func TestParseName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := parseName([]byte(tt.rel))
-			if got.kind != tt.kind || string(got.a) != tt.a || string(got.svc) != tt.svc {
-				t.Errorf("parseName(%q) = {%d %q %q}, want {%d %q %q}", tt.rel, got.kind, got.a, got.svc, tt.kind, tt.a, tt.svc)
+			if got.kind != tt.kind || string(got.label) != tt.a || string(got.svc) != tt.svc {
+				t.Errorf("parseName(%q) = {%d %q %q}, want {%d %q %q}", tt.rel, got.kind, got.label, got.svc, tt.kind, tt.a, tt.svc)
 			}
 		})
 	}
@@ -107,13 +107,13 @@ func FuzzParseName(f *testing.F) {
 			return
 		}
 		rel := lowerInto(buf[:], name[:cut])
-		for _, part := range [][]byte{q.a, q.svc} {
+		for _, part := range [][]byte{q.label, q.svc} {
 			if len(part) > 0 && !strings.Contains(string(rel), string(part)) {
 				t.Fatalf("label %q not in %q", part, rel)
 			}
 		}
-		if q.kind == namePort && (len(q.a) < 6 || q.a[0] != '_') {
-			t.Fatalf("port form %q", q.a)
+		if q.kind == namePort && (len(q.label) < 6 || q.label[0] != '_') {
+			t.Fatalf("port form %q", q.label)
 		}
 	})
 }

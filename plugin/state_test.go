@@ -166,12 +166,12 @@ func FuzzIndex(f *testing.F) {
 			_ = st.put(key, value, 3, ch)
 		}
 		ix.update(st, ch)
-		for _, sa := range ix.services {
-			for _, ia := range sa.insts {
-				for _, ips := range append([][]netip.Addr{ia.pub}, ia.on...) {
+		for _, service := range ix.services {
+			for _, inst := range service.insts {
+				for _, ips := range append([][]netip.Addr{inst.pub}, inst.on...) {
 					for _, ip := range ips {
 						if !ip.IsValid() || ip.Is4In6() || ip.Zone() != "" {
-							t.Fatalf("index serves %v for %s", ip, ia.host)
+							t.Fatalf("index serves %v for %s", ip, inst.host)
 						}
 					}
 				}
