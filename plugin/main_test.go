@@ -13,9 +13,6 @@ import (
 // HTTP connections and the forward plugin's connection managers (in the
 // example Corefiles) wind down on their own after a test and are ignored.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, append(testkit.EtcdLeakIgnores(),
-		goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("net/http.(*Server).Serve"),
-		goleak.IgnoreAnyFunction("github.com/coredns/coredns/plugin/pkg/proxy.(*Transport).connManager"),
-	)...)
+	goleak.VerifyTestMain(m, append(append(testkit.EtcdLeakIgnores(), testkit.CoreDNSLeakIgnores()...),
+		goleak.IgnoreCurrent())...)
 }

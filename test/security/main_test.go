@@ -13,8 +13,6 @@ import (
 // connections and the forward plugin's connection manager wind down on
 // their own and are ignored.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, append(testkit.EtcdLeakIgnores(),
-		goleak.IgnoreCurrent(),
-		goleak.IgnoreAnyFunction("github.com/coredns/coredns/plugin/pkg/proxy.(*Transport).connManager"),
-	)...)
+	goleak.VerifyTestMain(m, append(append(testkit.EtcdLeakIgnores(), testkit.CoreDNSLeakIgnores()...),
+		goleak.IgnoreCurrent())...)
 }

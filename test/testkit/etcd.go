@@ -254,3 +254,16 @@ func Delete(t testing.TB, cli *clientv3.Client, key string, opts ...clientv3.OpO
 		t.Fatalf("delete %s: %v", key, err)
 	}
 }
+
+// Exists reports whether key is in etcd, and fails the test when etcd does
+// not answer: a "gone" assertion must not pass because etcd was down.
+func Exists(t testing.TB, cli *clientv3.Client, key string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return r.Count > 0
+}

@@ -14,3 +14,14 @@ func EtcdLeakIgnores() []goleak.Option {
 		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
 	}
 }
+
+// CoreDNSLeakIgnores are what a goleak check must also ignore after tests
+// that started CoreDNS servers in the test process: the forward plugin's
+// connection manager, which lives as long as its transport, and the HTTP
+// servers of plugins such as prometheus, which CoreDNS stops without waiting.
+func CoreDNSLeakIgnores() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/coredns/coredns/plugin/pkg/proxy.(*Transport).connManager"),
+		goleak.IgnoreAnyFunction("net/http.(*Server).Serve"),
+	}
+}
