@@ -5,10 +5,12 @@
 //
 // Agent.Run (agent.go) starts the watchers and runs the main loop, keep
 // (keeper.go), which owns the lease and reconciles etcd with the desired
-// records. The files:
+// records; what it does when is decided by keeperState (keeperstate.go),
+// which holds no etcd and is tested without it. The files:
 //
 //	agent.go        Agent: New, Run, Reload, readiness and liveness, address re-detection
-//	keeper.go       the main loop keep: lease grant, reconcile, retries, revoke on stop
+//	keeper.go       the main loop keep: the desired state, and the etcd calls (grant, reconcile, revoke) it makes
+//	keeperstate.go  keeperState: the main loop's transitions (lease granted/lost, write done/failed/refused, retry) and the reconcile diff
 //	lease.go        lease renewals every TTL/3, each a single request on a fresh stream
 //	retry.go        the back-off bound: never longer than half the lease TTL
 //	ownwatch.go     a watch on the host's own subtree: deletions it did not make wake the loop

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rollcall/rollcall/registry"
 	"github.com/rollcall/rollcall/test/testkit"
@@ -66,14 +63,6 @@ func (p *agentProc) wait(t *testing.T) error {
 	}
 }
 
-func exists(t *testing.T, cli *clientv3.Client, key string) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := cli.Get(ctx, key)
-	return err == nil && len(r.Kvs) > 0
-}
-
 // setup starts etcd and a systemd user manager with web.service running and
 // writes a config for host h1 with the given ttl and services block.
 func setup(t *testing.T, ttl string, services string) (*testkit.Etcd, *testkit.Systemd, string) {
@@ -104,7 +93,7 @@ func TestSIGTERMRevokes(t *testing.T) {
 	cli := e.Client(t)
 	p := startBinary(t, cfg, sd.Env())
 	web := keys.Instance("h1", "web")
-	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +102,7 @@ func TestSIGTERMRevokes(t *testing.T) {
 	}
 	// The lease is revoked before the process exits: with a 60s TTL,
 	// anything still there now would be waiting for expiry.
-	if exists(t, cli, web) || exists(t, cli, keys.Host("h1")) {
+	if testkit.Exists(t, cli, web) || testkit.Exists(t, cli, keys.Host("h1")) {
 		t.Fatal("names still registered after SIGTERM")
 	}
 }
@@ -123,13 +112,13 @@ func TestSIGKILLExpires(t *testing.T) {
 	cli := e.Client(t)
 	p := startBinary(t, cfg, sd.Env())
 	web := keys.Instance("h1", "web")
-	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
 	if err := p.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	_ = p.wait(t)
 	testkit.Eventually(t, wait, "web gone when the lease expired", func() bool {
-		return !exists(t, cli, web) && !exists(t, cli, keys.Host("h1"))
+		return !testkit.Exists(t, cli, web) && !testkit.Exists(t, cli, keys.Host("h1"))
 	})
 }
 
@@ -138,7 +127,7 @@ func TestSIGHUPReload(t *testing.T) {
 	cli := e.Client(t)
 	p := startBinary(t, cfg, sd.Env())
 	web, api := keys.Instance("h1", "web"), keys.Instance("h1", "api")
-	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
 
 	// api arrives through a services.d file, web leaves the main file.
 	writeFile(t, cfg, config(e, "10s", "  []\n"))
@@ -150,7 +139,7 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, wait, "api registered and web gone after SIGHUP", func() bool {
-		return exists(t, cli, api) && !exists(t, cli, web)
+		return testkit.Exists(t, cli, api) && !testkit.Exists(t, cli, web)
 	})
 
 	// A bad config is refused and the running one kept.
@@ -165,7 +154,7 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Errorf("refusal does not name the file and line:\n%s", p.Out.String())
 	}
 	sd.Systemctl("stop", unit("api"))
-	testkit.Eventually(t, wait, "the kept config still works: api deregistered", func() bool { return !exists(t, cli, api) })
+	testkit.Eventually(t, wait, "the kept config still works: api deregistered", func() bool { return !testkit.Exists(t, cli, api) })
 	select {
 	case <-p.Done():
 		t.Fatalf("servicereg exited after a bad reload: %v", p.Err())
@@ -188,7 +177,7 @@ WatchdogSec=2s
 Environment=XDG_RUNTIME_DIR=%s
 `, bin, cfg, sd.RuntimeDir))
 	sd.Systemctl("start", unit("servicereg")) // returns once READY=1 arrived
-	if !exists(t, cli, keys.Instance("h1", "web")) {
+	if !testkit.Exists(t, cli, keys.Instance("h1", "web")) {
 		t.Fatal("READY=1 sent before the first registration was written")
 	}
 	// Outlive several watchdog periods: the unit must still be the same
@@ -202,7 +191,7 @@ Environment=XDG_RUNTIME_DIR=%s
 		t.Fatalf("servicereg restarted (pid %s -> %s)", pid, now)
 	}
 	sd.Systemctl("stop", unit("servicereg"))
-	if exists(t, cli, keys.Instance("h1", "web")) {
+	if testkit.Exists(t, cli, keys.Instance("h1", "web")) {
 		t.Fatal("web still registered after the agent unit stopped")
 	}
 }
@@ -278,7 +267,7 @@ func TestNotify(t *testing.T) {
 			got[line] = true
 		}
 	}
-	if !exists(t, e.Client(t), keys.Host("h1")) {
+	if !testkit.Exists(t, e.Client(t), keys.Host("h1")) {
 		t.Fatal("READY=1 before the host record was written")
 	}
 }
