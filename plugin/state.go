@@ -1,32 +1,21 @@
 package rollcall
 
 import (
-	"errors"
-	"fmt"
-	"strings"
+	"maps"
 
 	"github.com/rollcall/rollcall/registry"
 )
 
 // Reasons a key or value is skipped, the `reason` label of
-// coredns_rollcall_decode_errors_total.
+// coredns_rollcall_decode_errors_total: registry's, which come with its
+// errors (registry.Reason), so the label values are its stable ones.
 const (
-	reasonKey       = "key"       // key at an unexpected depth, unknown part or bad name
-	reasonTooLarge  = "too_large" // value over registry.MaxValueSize, skipped unread
-	reasonRecord    = "record"    // not JSON, wrong types, invalid names or addresses
-	reasonMismatch  = "mismatch"  // record names another host or service than its key
-	reasonCandidate = "candidate" // election value is not a host name
+	reasonKey       = string(registry.ReasonKey)       // key at an unexpected depth, unknown part or bad name
+	reasonTooLarge  = string(registry.ReasonTooLarge)  // value over registry.MaxValueSize, skipped unread
+	reasonRecord    = string(registry.ReasonRecord)    // not JSON, wrong types, invalid names or addresses
+	reasonMismatch  = string(registry.ReasonMismatch)  // record names another host or service than its key
+	reasonCandidate = string(registry.ReasonCandidate) // election value is not a host name
 )
-
-// candidate is one election key: the host campaigning and the key's create
-// revision, which orders candidates (lowest leads) and is the leader's term.
-// A candidate whose value is garbage stays (bad) so that it still holds its
-// place in the order: the next candidate is not the leader and is not served.
-type candidate struct {
-	host      string
-	createRev int64
-	bad       bool
-}
 
 // state is the registry as the loader last read it: decoded, validated
 // records by key. Only the loader goroutine touches it (under loader.mu);
@@ -37,7 +26,7 @@ type state struct {
 	hosts     map[string]*registry.Host                // host -> record
 	insts     map[string]map[string]*registry.Instance // service -> host -> instance
 	hostSvcs  map[string]map[string]struct{}           // host -> services it has an instance of
-	elections map[string]map[int64]candidate           // service -> lease -> candidate
+	elections map[string]map[int64]registry.Candidate  // service -> lease -> candidate
 	ninsts    int                                      // instances in insts
 }
 
@@ -47,7 +36,7 @@ func newState(keys registry.Keys) *state {
 		hosts:     map[string]*registry.Host{},
 		insts:     map[string]map[string]*registry.Instance{},
 		hostSvcs:  map[string]map[string]struct{}{},
-		elections: map[string]map[int64]candidate{},
+		elections: map[string]map[int64]registry.Candidate{},
 	}
 }
 
@@ -71,6 +60,15 @@ type decodeError struct {
 func (e *decodeError) Error() string { return e.err.Error() }
 func (e *decodeError) Unwrap() error { return e.err }
 
+// skipErr makes a registry error a decodeError with the reason registry gave it.
+func skipErr(err error) error {
+	reason, ok := registry.ReasonOf(err)
+	if !ok {
+		reason = registry.ReasonRecord
+	}
+	return &decodeError{string(reason), err}
+}
+
 // put applies a key's new value. A value that does not decode removes what
 // the key held before: the key now holds garbage, and serving its old good
 // value would be serving data etcd no longer has. The returned error (a
@@ -78,22 +76,22 @@ func (e *decodeError) Unwrap() error { return e.err }
 func (s *state) put(key string, value []byte, createRev int64, ch changes) error {
 	k, err := s.keys.Parse(key)
 	if err != nil {
-		return &decodeError{reasonKey, err}
+		return skipErr(err)
 	}
 	switch k.Kind {
 	case registry.KindHost:
-		h, err := decodeHost(k, value)
+		h, err := registry.DecodeHost(k, value)
 		if err != nil {
 			s.delHost(k.Host, ch)
-			return err
+			return skipErr(err)
 		}
 		s.hosts[k.Host] = h
 		s.touchHost(k.Host, ch)
 	case registry.KindInstance:
-		in, err := decodeInstance(k, value)
+		in, err := registry.DecodeInstance(k, value)
 		if err != nil {
 			s.delInstance(k.Host, k.Service, ch)
-			return err
+			return skipErr(err)
 		}
 		m := s.insts[k.Service]
 		if m == nil {
@@ -112,21 +110,18 @@ func (s *state) put(key string, value []byte, createRev int64, ch changes) error
 		hs[k.Service] = struct{}{}
 		ch.services[k.Service] = struct{}{}
 	case registry.KindElection:
-		c := candidate{createRev: createRev}
-		host, err := registry.DecodeCandidate(value)
-		if err != nil {
-			c.bad = true
-		}
-		c.host = host
+		// A candidate whose value is garbage stays, so that it still holds
+		// its place in the order (registry.Leader).
+		c := registry.NewCandidate(key, createRev, value)
 		m := s.elections[k.Service]
 		if m == nil {
-			m = map[int64]candidate{}
+			m = map[int64]registry.Candidate{}
 			s.elections[k.Service] = m
 		}
 		m[k.Lease] = c
 		ch.services[k.Service] = struct{}{}
-		if err != nil {
-			return &decodeError{reasonCandidate, err}
+		if c.Err != nil {
+			return skipErr(c.Err)
 		}
 	}
 	return nil
@@ -192,20 +187,16 @@ func (s *state) delInstance(host, svc string, ch changes) {
 	ch.services[svc] = struct{}{}
 }
 
-// leader returns the service's elected master: the candidate with the lowest
-// create revision, and that revision as its term. ok is false when there is
-// no candidate or the leading candidate's value is garbage.
+// leader returns the service's elected master and its term
+// (registry.Leader). ok is false when there is no candidate or the leading
+// candidate's value is garbage: the next one is not master, so nobody is
+// served.
 func (s *state) leader(svc string) (host string, term int64, ok bool) {
-	var best candidate
-	for _, c := range s.elections[svc] {
-		if best.createRev == 0 || c.createRev < best.createRev {
-			best = c
-		}
-	}
-	if best.createRev == 0 || best.bad {
+	lead, ok := registry.Leader(maps.Values(s.elections[svc]))
+	if !ok || lead.Err != nil {
 		return "", 0, false
 	}
-	return best.host, best.createRev, true
+	return lead.Host, lead.CreateRevision, true
 }
 
 // addrsOf is the addresses an instance is served with: its own when it has
@@ -218,36 +209,4 @@ func (s *state) addrsOf(in *registry.Instance) registry.Addrs {
 		return h.Addrs
 	}
 	return nil
-}
-
-func decodeHost(k registry.Key, value []byte) (*registry.Host, error) {
-	if len(value) > registry.MaxValueSize {
-		return nil, &decodeError{reasonTooLarge, fmt.Errorf("host %s: value is %d bytes, at most %d allowed", k.Host, len(value), registry.MaxValueSize)}
-	}
-	h, err := registry.DecodeHost(k, value)
-	if err != nil {
-		return nil, &decodeError{recordReason(err), err}
-	}
-	return h, nil
-}
-
-func decodeInstance(k registry.Key, value []byte) (*registry.Instance, error) {
-	if len(value) > registry.MaxValueSize {
-		return nil, &decodeError{reasonTooLarge, fmt.Errorf("instance %s on %s: value is %d bytes, at most %d allowed", k.Service, k.Host, len(value), registry.MaxValueSize)}
-	}
-	in, err := registry.DecodeInstance(k, value)
-	if err != nil {
-		return nil, &decodeError{recordReason(err), err}
-	}
-	return in, nil
-}
-
-// errMismatchText is how registry reports a record naming another key.
-var errMismatchText = "but its key is"
-
-func recordReason(err error) string {
-	if errors.Is(err, registry.ErrBadRecord) && strings.Contains(err.Error(), errMismatchText) {
-		return reasonMismatch
-	}
-	return reasonRecord
 }

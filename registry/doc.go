@@ -14,7 +14,11 @@
 // Decode* and skip whatever fails: bad data is never served and never crashes a
 // reader. The files:
 //
-//	keys.go     Keys: the layout under a prefix, spelled and parsed (Parse checks every part)
-//	names.go    the one name rule: a lower-case DNS label, with errors that say what to write
-//	records.go  Host, Instance, Port and Addrs: validation, bounds, strict JSON decoding
+//	keys.go      Keys: the layout under a prefix, spelled and parsed (Parse checks every part)
+//	names.go     the one name rule: a lower-case DNS label, with errors that say what to write
+//	values.go    the one check of each other value: port numbers, protocols, addresses, CIDRs
+//	records.go   Host, Instance, Port and Addrs: validation, bounds, strict JSON decoding
+//	election.go  candidates and the one leader rule: the lowest create revision leads, its revision is the term
+//	errors.go    ValueError (a value's problem, for callers that say where it was) and
+//	             DecodeError (why a reader skipped a key: the Reason it counts it by)
 package registry

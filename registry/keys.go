@@ -21,13 +21,14 @@ type Keys struct {
 
 // NewKeys returns the key layout under prefix, which must start with '/'. A
 // trailing slash is dropped, so "/rollcall" and "/rollcall/" are the same.
+// A bad prefix is a *ValueError (class ErrBadKey).
 func NewKeys(prefix string) (Keys, error) {
 	p := strings.TrimRight(prefix, "/")
 	if !strings.HasPrefix(prefix, "/") || p == "" {
-		return Keys{}, fmt.Errorf("%w: prefix %q must start with '/' and name a folder, e.g. %s", ErrBadKey, prefix, DefaultPrefix)
+		return Keys{}, valueErrorf(ErrBadKey, "prefix %q must start with '/' and name a folder, e.g. %s", prefix, DefaultPrefix)
 	}
 	if strings.ContainsAny(p, " \t\n") {
-		return Keys{}, fmt.Errorf("%w: prefix %q contains white space", ErrBadKey, prefix)
+		return Keys{}, valueErrorf(ErrBadKey, "prefix %q contains white space: write one such as %s", prefix, DefaultPrefix)
 	}
 	return Keys{prefix: p}, nil
 }
@@ -104,8 +105,16 @@ type Key struct {
 
 // Parse splits a key under k's prefix into its parts, validating every name.
 // Keys at unexpected depths, with unknown parts or bad names are errors
-// wrapping ErrBadKey or ErrBadName.
+// wrapping ErrBadKey or ErrBadName, with ReasonKey (DecodeError).
 func (k Keys) Parse(key string) (Key, error) {
+	pk, err := k.parse(key)
+	if err != nil {
+		return Key{}, decodeError(ReasonKey, err)
+	}
+	return pk, nil
+}
+
+func (k Keys) parse(key string) (Key, error) {
 	rest, ok := strings.CutPrefix(key, k.prefix+"/")
 	if !ok {
 		return Key{}, fmt.Errorf("%w: %q is not under %s/", ErrBadKey, key, k.prefix)

@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // MaxLabel is the longest DNS label, and so the longest service, host, shard,
 // network or port name.
@@ -31,18 +28,19 @@ func ValidName(s string) bool {
 	return true
 }
 
-// CheckName returns nil for a valid name and otherwise an error that says what
-// kind of name (what: "service", "host", ...) was wrong and what is allowed.
+// CheckName returns nil for a valid name and otherwise a *ValueError (class
+// ErrBadName) that says what kind of name (what: "service", "host", ...) was
+// wrong and what is allowed.
 func CheckName(what, s string) error {
 	if ValidName(s) {
 		return nil
 	}
 	switch {
 	case s == "":
-		return fmt.Errorf("%w: %s name is empty", ErrBadName, what)
+		return valueErrorf(ErrBadName, "%s name is empty", what)
 	case len(s) > MaxLabel:
-		return fmt.Errorf("%w: %s name %.20q... is %d characters, at most %d are allowed", ErrBadName, what, s, len(s), MaxLabel)
+		return valueErrorf(ErrBadName, "%s name %.20q... is %d characters, at most %d are allowed", what, s, len(s), MaxLabel)
 	default:
-		return fmt.Errorf("%w: %s name %q must be a lower-case DNS label: a-z, 0-9 and '-', not starting or ending with '-'", ErrBadName, what, s)
+		return valueErrorf(ErrBadName, "%s name %q must be a lower-case DNS label: a-z, 0-9 and '-', not starting or ending with '-'", what, s)
 	}
 }

@@ -56,7 +56,7 @@ type Instance struct {
 }
 
 // Validate checks every network name and address: networks are DNS labels,
-// addresses are unzoned, specified IPv4 or IPv6 addresses.
+// addresses pass CheckAddr.
 func (a Addrs) Validate() error {
 	if len(a) > MaxNetworks {
 		return fmt.Errorf("%w: %d networks, at most %d allowed", ErrBadRecord, len(a), MaxNetworks)
@@ -70,15 +70,8 @@ func (a Addrs) Validate() error {
 			return fmt.Errorf("%w: network %s has %d addresses, at most %d allowed", ErrBadRecord, nw, len(addrs), MaxAddrsPerNet)
 		}
 		for _, ip := range addrs {
-			switch {
-			case !ip.IsValid():
-				return fmt.Errorf("%w: network %s has an empty address", ErrBadRecord, nw)
-			case ip.Zone() != "":
-				return fmt.Errorf("%w: network %s address %s has a zone, which other hosts cannot use", ErrBadRecord, nw, ip)
-			case ip.IsUnspecified():
-				return fmt.Errorf("%w: network %s address %s is unspecified", ErrBadRecord, nw, ip)
-			case ip.Is4In6():
-				return fmt.Errorf("%w: network %s address %s is IPv4-mapped IPv6: write %s", ErrBadRecord, nw, ip, ip.Unmap())
+			if err := CheckAddr(ip); err != nil {
+				return valueErrorf(ErrBadRecord, "network %s %s", nw, Problem(err))
 			}
 		}
 	}
@@ -100,11 +93,32 @@ func (p Port) Validate() error {
 	if err := CheckName("port", p.Name); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
-	if p.Port < 1 || p.Port > 65535 {
-		return fmt.Errorf("%w: port %s number %d is outside 1-65535", ErrBadRecord, p.Name, p.Port)
+	if err := CheckPortNumber(p.Port); err != nil {
+		return valueErrorf(ErrBadRecord, "port %s number %s", p.Name, Problem(err))
 	}
-	if p.Proto != "tcp" && p.Proto != "udp" {
-		return fmt.Errorf("%w: port %s proto %q must be tcp or udp", ErrBadRecord, p.Name, p.Proto)
+	if err := CheckProto(p.Proto); err != nil {
+		return valueErrorf(ErrBadRecord, "port %s proto %s", p.Name, Problem(err))
+	}
+	return nil
+}
+
+// ValidatePorts checks the ports of one instance: at most MaxPortsPerEntry,
+// each valid, and no name and proto twice (both would be served at the same
+// SRV name).
+func ValidatePorts(ports []Port) error {
+	if len(ports) > MaxPortsPerEntry {
+		return valueErrorf(ErrBadRecord, "%d ports, at most %d allowed", len(ports), MaxPortsPerEntry)
+	}
+	seen := make(map[string]bool, len(ports))
+	for _, p := range ports {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		k := p.Name + "/" + p.Proto
+		if seen[k] {
+			return valueErrorf(ErrBadRecord, "port %s is listed twice", k)
+		}
+		seen[k] = true
 	}
 	return nil
 }
@@ -133,19 +147,8 @@ func (in *Instance) Validate() error {
 			return fmt.Errorf("%w: %w", ErrBadRecord, err)
 		}
 	}
-	if len(in.Ports) > MaxPortsPerEntry {
-		return fmt.Errorf("%w: instance %s on %s has %d ports, at most %d allowed", ErrBadRecord, in.Service, in.Host, len(in.Ports), MaxPortsPerEntry)
-	}
-	seen := make(map[string]bool, len(in.Ports))
-	for _, p := range in.Ports {
-		if err := p.Validate(); err != nil {
-			return fmt.Errorf("instance %s on %s: %w", in.Service, in.Host, err)
-		}
-		k := p.Name + "/" + p.Proto
-		if seen[k] {
-			return fmt.Errorf("%w: instance %s on %s has port %s/%s twice", ErrBadRecord, in.Service, in.Host, p.Name, p.Proto)
-		}
-		seen[k] = true
+	if err := ValidatePorts(in.Ports); err != nil {
+		return fmt.Errorf("instance %s on %s: %w", in.Service, in.Host, err)
 	}
 	if err := in.Addrs.Validate(); err != nil {
 		return fmt.Errorf("instance %s on %s: %w", in.Service, in.Host, err)
@@ -169,66 +172,55 @@ func EncodeInstance(in *Instance) ([]byte, error) {
 	return json.Marshal(in)
 }
 
-// decodeStrict unmarshals a JSON object, refusing oversized values and
-// trailing data. Unknown fields are allowed, so newer writers can add fields
-// without older readers dropping their records.
+// decodeStrict unmarshals a JSON object, refusing oversized values (unread,
+// ReasonTooLarge) and trailing data. Unknown fields are allowed, so newer
+// writers can add fields without older readers dropping their records.
 func decodeStrict(value []byte, v any) error {
 	if len(value) > MaxValueSize {
-		return fmt.Errorf("%w: value is %d bytes, at most %d allowed", ErrBadRecord, len(value), MaxValueSize)
+		return decodeError(ReasonTooLarge, fmt.Errorf("%w: value is %d bytes, at most %d allowed", ErrBadRecord, len(value), MaxValueSize))
 	}
 	dec := json.NewDecoder(bytes.NewReader(value))
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: not a JSON record: %w", ErrBadRecord, err)
+		return decodeError(ReasonRecord, fmt.Errorf("%w: not a JSON record: %w", ErrBadRecord, err))
 	}
 	// Only white space may follow. (Decoder.More reports a stray ']' or
 	// '}' as the end of input, so it cannot tell.)
 	if rest := bytes.TrimSpace(value[dec.InputOffset():]); len(rest) > 0 {
-		return fmt.Errorf("%w: trailing data after the JSON record: %.20q", ErrBadRecord, rest)
+		return decodeError(ReasonRecord, fmt.Errorf("%w: trailing data after the JSON record: %.20q", ErrBadRecord, rest))
 	}
 	return nil
 }
 
 // DecodeHost decodes and validates the value of key (which must be a KindHost
-// key) and checks that the record names the same host as its key.
+// key) and checks that the record names the same host as its key. Its errors
+// carry a Reason (DecodeError).
 func DecodeHost(key Key, value []byte) (*Host, error) {
 	var h Host
 	if err := decodeStrict(value, &h); err != nil {
 		return nil, fmt.Errorf("host %s: %w", key.Host, err)
 	}
 	if err := h.Validate(); err != nil {
-		return nil, err
+		return nil, decodeError(ReasonRecord, err)
 	}
 	if h.Name != key.Host {
-		return nil, fmt.Errorf("%w: record names host %q but its key is host %q", ErrBadRecord, h.Name, key.Host)
+		return nil, decodeError(ReasonMismatch, fmt.Errorf("%w: record names host %q but its key is host %q", ErrBadRecord, h.Name, key.Host))
 	}
 	return &h, nil
 }
 
 // DecodeInstance decodes and validates the value of key (which must be a
-// KindInstance key) and checks that the record names the key's host and service.
+// KindInstance key) and checks that the record names the key's host and
+// service. Its errors carry a Reason (DecodeError).
 func DecodeInstance(key Key, value []byte) (*Instance, error) {
 	var in Instance
 	if err := decodeStrict(value, &in); err != nil {
 		return nil, fmt.Errorf("instance %s on %s: %w", key.Service, key.Host, err)
 	}
 	if err := in.Validate(); err != nil {
-		return nil, err
+		return nil, decodeError(ReasonRecord, err)
 	}
 	if in.Host != key.Host || in.Service != key.Service {
-		return nil, fmt.Errorf("%w: record names %s on %s but its key is %s on %s", ErrBadRecord, in.Service, in.Host, key.Service, key.Host)
+		return nil, decodeError(ReasonMismatch, fmt.Errorf("%w: record names %s on %s but its key is %s on %s", ErrBadRecord, in.Service, in.Host, key.Service, key.Host))
 	}
 	return &in, nil
-}
-
-// DecodeCandidate decodes an election value: the candidate's host name, raw
-// (concurrency.Election stores the campaign value as it is).
-func DecodeCandidate(value []byte) (string, error) {
-	if len(value) > MaxLabel {
-		return "", fmt.Errorf("%w: election value is %d bytes, longer than a host name", ErrBadRecord, len(value))
-	}
-	host := string(value)
-	if err := CheckName("host", host); err != nil {
-		return "", fmt.Errorf("%w: election value: %w", ErrBadRecord, err)
-	}
-	return host, nil
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -146,7 +147,7 @@ func TestDecodeHost(t *testing.T) {
 		{name: "wrong type name", value: `{"name":5}`, err: "not a JSON record"},
 		{name: "wrong type addrs", value: `{"name":"h1","addrs":["1.2.3.4"]}`, err: "not a JSON record"},
 		{name: "bad ip", value: `{"name":"h1","addrs":{"public":["300.1.1.1"]}}`, err: "not a JSON record"},
-		{name: "empty ip", value: `{"name":"h1","addrs":{"public":[""]}}`, err: "empty address"},
+		{name: "empty ip", value: `{"name":"h1","addrs":{"public":[""]}}`, err: "address is empty"},
 		{name: "zoned ip", value: `{"name":"h1","addrs":{"public":["fe80::1%eth0"]}}`, err: "zone"},
 		{name: "unspecified", value: `{"name":"h1","addrs":{"public":["0.0.0.0"]}}`, err: "unspecified"},
 		{name: "mapped", value: `{"name":"h1","addrs":{"public":["::ffff:1.2.3.4"]}}`, err: "IPv4-mapped"},
@@ -256,3 +257,97 @@ func TestDecodeCandidate(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeReasons checks the reason every reader counts a skipped key or
+// value by: it comes with the error, whatever wraps it.
+func TestDecodeReasons(t *testing.T) {
+	k := MustKeys("/rollcall")
+	decode := func(key, value string) error {
+		pk, err := k.Parse(key)
+		if err != nil {
+			return fmt.Errorf("wrapped: %w", err)
+		}
+		switch pk.Kind {
+		case KindHost:
+			_, err = DecodeHost(pk, []byte(value))
+		case KindInstance:
+			_, err = DecodeInstance(pk, []byte(value))
+		case KindElection:
+			_, err = DecodeCandidate([]byte(value))
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name, key, value string
+		want             Reason
+	}{
+		{name: "bad depth", key: "/rollcall/hosts/h1", want: ReasonKey},
+		{name: "bad name in key", key: "/rollcall/hosts/H1/host", want: ReasonKey},
+		{name: "bad lease", key: "/rollcall/elections/web/zz", want: ReasonKey},
+		{name: "host too large", key: "/rollcall/hosts/h1/host", value: strings.Repeat(" ", MaxValueSize+1), want: ReasonTooLarge},
+		{name: "instance too large", key: "/rollcall/hosts/h1/services/web", value: strings.Repeat("x", MaxValueSize+1), want: ReasonTooLarge},
+		{name: "not JSON", key: "/rollcall/hosts/h1/host", value: "nope", want: ReasonRecord},
+		{name: "trailing data", key: "/rollcall/hosts/h1/services/web", value: `{"service":"web","host":"h1"}]`, want: ReasonRecord},
+		{name: "invalid record", key: "/rollcall/hosts/h1/services/web", value: `{"service":"web","host":"h1","shard":"S"}`, want: ReasonRecord},
+		{name: "host mismatch", key: "/rollcall/hosts/h1/host", value: `{"name":"h2"}`, want: ReasonMismatch},
+		{name: "instance mismatch", key: "/rollcall/hosts/h1/services/web", value: `{"service":"api","host":"h1"}`, want: ReasonMismatch},
+		{name: "candidate", key: "/rollcall/elections/web/1", value: "Not A Host", want: ReasonCandidate},
+		{name: "long candidate", key: "/rollcall/elections/web/1", value: strings.Repeat("a", 64), want: ReasonCandidate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := decode(tc.key, tc.value)
+			if got, ok := ReasonOf(err); !ok || got != tc.want {
+				t.Fatalf("ReasonOf(%v) = %q, %v; want %q", err, got, ok, tc.want)
+			}
+		})
+	}
+	if _, ok := ReasonOf(errors.New("other")); ok {
+		t.Fatal("ReasonOf of an error that did not come from decoding says it did")
+	}
+}
+
+// TestValueChecks checks the single-value checks the agent's config shares
+// with the records: each says what is wrong without its class (Problem), and
+// the class stays for errors.Is.
+func TestValueChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		class error
+		want  string // Problem, exactly
+	}{
+		{name: "name", err: CheckName("service", "Web"), class: ErrBadName,
+			want: `service name "Web" must be a lower-case DNS label: a-z, 0-9 and '-', not starting or ending with '-'`},
+		{name: "port number", err: CheckPortNumber(70000), class: ErrBadRecord, want: "70000 is outside 1-65535"},
+		{name: "proto", err: CheckProto("sctp"), class: ErrBadRecord, want: `"sctp" must be tcp or udp`},
+		{name: "not an address", err: second(ParseAddr("192.0.2.300")), class: ErrBadRecord, want: `"192.0.2.300" is not an IP address`},
+		{name: "zoned address", err: second(ParseAddr("fe80::1%eth0")), class: ErrBadRecord, want: "address fe80::1%eth0 has a zone, which other hosts cannot use"},
+		{name: "empty address", err: CheckAddr(netip.Addr{}), class: ErrBadRecord, want: "address is empty"},
+		{name: "mapped address", err: CheckAddr(netip.MustParseAddr("::ffff:1.2.3.4")), class: ErrBadRecord, want: "address ::ffff:1.2.3.4 is IPv4-mapped IPv6: write 1.2.3.4"},
+		{name: "not a CIDR", err: second(ParseCIDR("10.300.0.0/16")), class: ErrBadNetwork, want: `"10.300.0.0/16" is not a CIDR such as 10.100.0.0/16 or fd00::/64`},
+		{name: "host bits, as written", err: second(ParseCIDR("FD00::1/64")), class: ErrBadNetwork, want: `"FD00::1/64" has host bits set: write fd00::/64`},
+		{name: "host bits", err: CheckCIDR(netip.MustParsePrefix("10.100.0.1/16")), class: ErrBadNetwork, want: `"10.100.0.1/16" has host bits set: write 10.100.0.0/16`},
+		{name: "port in a record", err: Port{Name: "http", Port: 0, Proto: "tcp"}.Validate(), class: ErrBadRecord, want: "port http number 0 is outside 1-65535"},
+		{name: "port name in a record", err: Port{Name: "_http", Port: 80, Proto: "tcp"}.Validate(), class: ErrBadName,
+			want: `port name "_http" must be a lower-case DNS label: a-z, 0-9 and '-', not starting or ending with '-'`},
+		{name: "ports twice", err: ValidatePorts([]Port{{"http", 80, "tcp"}, {"http", 81, "tcp"}}), class: ErrBadRecord, want: "port http/tcp is listed twice"},
+		{name: "prefix", err: second(NewKeys("rollcall")), class: ErrBadKey, want: "prefix \"rollcall\" must start with '/' and name a folder, e.g. /rollcall"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !errors.Is(tc.err, tc.class) {
+				t.Fatalf("%v does not wrap %v", tc.err, tc.class)
+			}
+			if got := Problem(tc.err); got != tc.want {
+				t.Fatalf("Problem = %q\nwant      %q", got, tc.want)
+			}
+		})
+	}
+	for _, ok := range []error{CheckPortNumber(1), CheckPortNumber(65535), CheckProto("udp"), CheckAddr(netip.MustParseAddr("2001:db8::1")),
+		second(ParseCIDR("10.0.0.0/8")), ValidatePorts([]Port{{"http", 80, "tcp"}, {"http", 80, "udp"}})} {
+		if ok != nil {
+			t.Errorf("valid value refused: %v", ok)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

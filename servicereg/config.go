@@ -41,7 +41,7 @@ type Config struct {
 	Systemd string        `yaml:"systemd"`
 	// Networks sort detected addresses: an address goes to the first network
 	// (in file order) one of whose CIDRs holds it, else to "public".
-	Networks []Network `yaml:"networks"`
+	Networks Networks `yaml:"networks"`
 	// Addrs are explicit addresses per network; a network listed here takes
 	// exactly these, and detected addresses of that network are dropped.
 	Addrs    registry.Addrs `yaml:"addrs"`
@@ -60,6 +60,25 @@ type EtcdConfig struct {
 type Network struct {
 	Name  string
 	CIDRs []netip.Prefix
+}
+
+// Networks are the named networks in file order: a YAML mapping of name to
+// CIDRs, whose order decides which network takes an address.
+type Networks []Network
+
+// MarshalYAML writes the networks as they are read: a mapping in file order,
+// each network's CIDRs on one line.
+func (ns Networks) MarshalYAML() (any, error) {
+	m := &yaml.Node{Kind: yaml.MappingNode}
+	for _, nw := range ns {
+		v := &yaml.Node{}
+		if err := v.Encode(nw.CIDRs); err != nil {
+			return nil, fmt.Errorf("network %s: %w", nw.Name, err)
+		}
+		v.Style = yaml.FlowStyle
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: nw.Name}, v)
+	}
+	return m, nil
 }
 
 // Service is one service the agent registers while its unit is active.
@@ -98,63 +117,23 @@ func (c *Config) Keys() registry.Keys {
 // units) and checks every value, returning all problems at once. LoadConfig
 // has done it already; New does it for configs built in code.
 func (c *Config) Normalize() error {
-	var errs []error
-	add := func(path string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", path, err))
-		}
-	}
+	var ps problemList
 	if c.Host == "" {
 		h, err := DefaultHost()
-		add("host", err)
+		ps.add("host", err)
 		c.Host = h
 	} else {
-		add("host", checkLabel("host", c.Host))
+		ps.add("host", registry.CheckName("host", c.Host))
 	}
-	if len(c.Etcd.Endpoints) == 0 {
-		c.Etcd.Endpoints = []string{etcdconn.DefaultEndpoint}
-	}
+	c.defaults()
 	for i, ep := range c.Etcd.Endpoints {
-		add(fmt.Sprintf("etcd.endpoints[%d]", i), checkEndpoint(ep))
+		ps.add(fmt.Sprintf("etcd.endpoints[%d]", i), checkEndpoint(ep))
 	}
-	add("etcd", checkTLSFiles(c.Etcd))
-	if c.Prefix == "" {
-		c.Prefix = registry.DefaultPrefix
-	}
-	add("prefix", checkPrefix(c.Prefix))
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
-	}
-	add("ttl", checkTTL(c.TTL))
-	if c.Systemd == "" {
-		c.Systemd = SystemdSystem
-	}
-	add("systemd", checkSystemd(c.Systemd))
-	seenNet := map[string]bool{}
-	for i, nw := range c.Networks {
-		add(fmt.Sprintf("networks[%d]", i), checkLabel("network", nw.Name))
-		if seenNet[nw.Name] {
-			add("networks."+nw.Name, errors.New("network is listed twice"))
-		}
-		seenNet[nw.Name] = true
-		for j, p := range nw.CIDRs {
-			if !p.IsValid() || p != p.Masked() {
-				add(fmt.Sprintf("networks.%s[%d]", nw.Name, j), fmt.Errorf("%s is not a network address (host bits set?)", p))
-			}
-		}
-	}
-	if n := len(c.Networks) + len(c.Addrs) + 1; n > registry.MaxNetworks {
-		add("networks", fmt.Errorf("networks and addrs name up to %d networks (with public); a host record holds at most %d", n, registry.MaxNetworks))
-	}
-	for _, nw := range c.Addrs.Networks() {
-		add("addrs", checkLabel("network", nw))
-		if len(c.Addrs[nw]) > registry.MaxAddrsPerNet {
-			add("addrs."+nw, fmt.Errorf("%d addresses, at most %d per network", len(c.Addrs[nw]), registry.MaxAddrsPerNet))
-		}
-		for j, a := range c.Addrs[nw] {
-			add(fmt.Sprintf("addrs.%s[%d]", nw, j), checkAddr(a))
-		}
-	}
+	ps.add("etcd", checkTLSFiles(c.Etcd))
+	ps.add("prefix", checkPrefix(c.Prefix))
+	ps.add("ttl", checkTTL(c.TTL))
+	ps.add("systemd", checkSystemd(c.Systemd))
+	c.checkNetworks(&ps)
 	seen := map[string]bool{}
 	for i := range c.Services {
 		s := &c.Services[i]
@@ -162,52 +141,77 @@ func (c *Config) Normalize() error {
 		if s.Source != "" {
 			where = s.Source
 		}
-		if s.Unit == "" {
-			s.Unit = s.Name + ".service"
-		}
-		add(where, s.check())
+		ps.add(where, s.check())
 		if seen[s.Name] {
-			add(where, fmt.Errorf("service %q is defined twice: service names must be unique", s.Name))
+			ps.add(where, fmt.Errorf("service %q is defined twice: service names must be unique", s.Name))
 		}
 		seen[s.Name] = true
 	}
-	return errors.Join(errs...)
+	return ps.err()
 }
 
-// check validates one service after its defaults are set.
-func (s *Service) check() error {
-	var errs []error
-	if err := checkLabel("service", s.Name); err != nil {
-		errs = append(errs, fmt.Errorf("name: %w", err))
+// defaults fills in what the config leaves out, but the host name.
+func (c *Config) defaults() {
+	if len(c.Etcd.Endpoints) == 0 {
+		c.Etcd.Endpoints = []string{etcdconn.DefaultEndpoint}
 	}
-	if err := checkUnit(s.Unit); err != nil {
-		errs = append(errs, fmt.Errorf("unit: %w", err))
+	if c.Prefix == "" {
+		c.Prefix = registry.DefaultPrefix
 	}
-	if s.Shard != "" {
-		if err := checkLabel("shard", s.Shard); err != nil {
-			errs = append(errs, fmt.Errorf("shard: %w", err))
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.Systemd == "" {
+		c.Systemd = SystemdSystem
+	}
+	for i := range c.Services {
+		if s := &c.Services[i]; s.Unit == "" {
+			s.Unit = s.Name + ".service"
 		}
 	}
-	if len(s.Ports) > registry.MaxPortsPerEntry {
-		errs = append(errs, fmt.Errorf("ports: %d ports, at most %d", len(s.Ports), registry.MaxPortsPerEntry))
-	}
+}
+
+// checkNetworks checks networks and addrs: the names, the CIDRs and
+// addresses (registry's checks), and that the host record they make fits.
+func (c *Config) checkNetworks(ps *problemList) {
 	seen := map[string]bool{}
-	for i, p := range s.Ports {
-		if err := checkPort(p); err != nil {
-			errs = append(errs, fmt.Errorf("ports[%d]: %w", i, err))
+	for i, nw := range c.Networks {
+		ps.add(fmt.Sprintf("networks[%d]", i), registry.CheckName("network", nw.Name))
+		if seen[nw.Name] {
+			ps.add("networks."+nw.Name, errors.New("network is listed twice"))
 		}
-		if seen[p.Name+"/"+p.Proto] {
-			errs = append(errs, fmt.Errorf("ports[%d]: port %s/%s is listed twice", i, p.Name, p.Proto))
+		seen[nw.Name] = true
+		for j, p := range nw.CIDRs {
+			ps.add(fmt.Sprintf("networks.%s[%d]", nw.Name, j), registry.CheckCIDR(p))
 		}
-		seen[p.Name+"/"+p.Proto] = true
 	}
-	if err := checkHook(s.OnMaster, s.MasterElection); err != nil {
-		errs = append(errs, fmt.Errorf("on_master: %w", err))
+	if n := len(c.Networks) + len(c.Addrs) + 1; n > registry.MaxNetworks {
+		ps.add("networks", fmt.Errorf("networks and addrs name up to %d networks (with public); a host record holds at most %d", n, registry.MaxNetworks))
 	}
-	if err := checkHook(s.OnStandby, s.MasterElection); err != nil {
-		errs = append(errs, fmt.Errorf("on_standby: %w", err))
+	for _, nw := range c.Addrs.Networks() {
+		ps.add("addrs", registry.CheckName("network", nw))
+		if len(c.Addrs[nw]) > registry.MaxAddrsPerNet {
+			ps.add("addrs."+nw, fmt.Errorf("%d addresses, at most %d per network", len(c.Addrs[nw]), registry.MaxAddrsPerNet))
+		}
+		for j, a := range c.Addrs[nw] {
+			ps.add(fmt.Sprintf("addrs.%s[%d]", nw, j), registry.CheckAddr(a))
+		}
 	}
-	return errors.Join(errs...)
+}
+
+// check validates one service after its defaults are set. Each problem is
+// a *fieldError naming the field.
+func (s *Service) check() error {
+	var ps problemList
+	ps.add("name", registry.CheckName("service", s.Name))
+	ps.add("unit", checkUnit(s.Unit))
+	if s.Shard != "" {
+		ps.add("shard", registry.CheckName("shard", s.Shard))
+	}
+	ps.add("ports", registry.ValidatePorts(s.Ports))
+	ps.add("on_master", checkHook(s.OnMaster, s.MasterElection))
+	ps.add("on_standby", checkHook(s.OnStandby, s.MasterElection))
+	return ps.err()
 }
 
 // DefaultHost returns the machine's short host name, lower-cased, checked to
@@ -219,24 +223,60 @@ func DefaultHost() (string, error) {
 	}
 	short, _, _ := strings.Cut(h, ".")
 	short = strings.ToLower(short)
-	if err := checkLabel("host", short); err != nil {
-		return "", fmt.Errorf("the system host name %q does not give a valid name (%w); set host: in the config", h, err)
+	if err := registry.CheckName("host", short); err != nil {
+		// registry.Problem: the message is for a person fixing a config.
+		return "", fmt.Errorf("the system host name %q does not give a valid name (%s); set host: in the config", h, registry.Problem(err))
 	}
 	return short, nil
 }
 
-// The checks below return errors that say what is allowed; the parser adds
-// the file and line, Normalize the field path.
+// fieldError is a problem with one config field, path saying which ("ttl",
+// "services[0]: unit"). Its message is the check's own words
+// (registry.Problem): registry's class ("registry: bad name:") says nothing
+// to someone fixing a config, and errors.Is still finds it.
+type fieldError struct {
+	path string
+	err  error
+}
 
-func checkLabel(what, s string) error {
-	if registry.ValidName(s) {
+func (e *fieldError) Error() string { return e.path + ": " + registry.Problem(e.err) }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// problemList collects the problems of a config, each under its field path.
+type problemList []error
+
+// add adds each problem of err (if any) under path. A problem that has a
+// path of its own (a *fieldError, from Service.check) keeps it after path.
+func (l *problemList) add(path string, err error) {
+	for _, e := range problems(err) {
+		if fe, ok := e.(*fieldError); ok {
+			e = &fieldError{path: path + ": " + fe.path, err: fe.err}
+		} else {
+			e = &fieldError{path: path, err: e}
+		}
+		*l = append(*l, e)
+	}
+}
+
+func (l problemList) err() error { return errors.Join(l...) }
+
+// problems splits err into the problems it joins (errors.Join), so that each
+// is reported on its own line with its own place; nil has none.
+func problems(err error) []error {
+	if err == nil {
 		return nil
 	}
-	if s == "" {
-		return fmt.Errorf("%s name is empty", what)
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	return fmt.Errorf("%s name %q must be a lower-case DNS label: a-z, 0-9 and '-', at most 63 characters, not starting or ending with '-'", what, s)
+	return []error{err}
 }
+
+// The checks of names, ports, addresses and CIDRs are registry's (its Check*
+// and Parse* functions): the agent refuses exactly what a reader would skip.
+// The checks below are of what only the agent has; they return errors that
+// say what is allowed, the parser adds the file and line, Normalize the
+// field path.
 
 func checkEndpoint(ep string) error {
 	u, err := url.Parse(ep)
@@ -263,10 +303,8 @@ func checkTLSFiles(e EtcdConfig) error {
 }
 
 func checkPrefix(p string) error {
-	if _, err := registry.NewKeys(p); err != nil {
-		return fmt.Errorf("prefix %q must start with '/' and name a folder, e.g. %s", p, registry.DefaultPrefix)
-	}
-	return nil
+	_, err := registry.NewKeys(p)
+	return err
 }
 
 func checkTTL(d time.Duration) error {
@@ -310,121 +348,27 @@ func checkUnit(u string) error {
 	return fmt.Errorf("unit %q needs a unit type suffix such as .service", u)
 }
 
-func checkPort(p registry.Port) error {
-	if err := checkLabel("port", p.Name); err != nil {
-		return err
-	}
-	if p.Port < 1 || p.Port > 65535 {
-		return fmt.Errorf("port %s: number %d is outside 1-65535", p.Name, p.Port)
-	}
-	if p.Proto != "tcp" && p.Proto != "udp" {
-		return fmt.Errorf("port %s: proto %q must be tcp or udp", p.Name, p.Proto)
-	}
-	return nil
-}
-
+// checkHook checks a hook's argv; none (nil or empty) is no hook.
 func checkHook(argv []string, election bool) error {
 	if len(argv) == 0 {
 		return nil
 	}
-	if !election {
-		return errors.New("hooks run on master changes: set master_election: true, or drop the hook")
-	}
+	var errs []error
 	if argv[0] == "" {
-		return errors.New("the command (first element) is empty")
+		errs = append(errs, errors.New(`the command (first element) is empty: give the command as a list: ["/path/to/cmd", "arg"]`))
 	}
-	return nil
-}
-
-func checkCIDR(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.100.0.0/16 or fd00::/64", s)
+	if !election {
+		errs = append(errs, errors.New("hooks run on master changes: set master_election: true, or drop the hook"))
 	}
-	if p != p.Masked() {
-		return netip.Prefix{}, fmt.Errorf("%q has host bits set: write %s", s, p.Masked())
-	}
-	return p, nil
-}
-
-func checkAddr(a netip.Addr) error {
-	switch {
-	case !a.IsValid():
-		return errors.New("address is empty")
-	case a.Zone() != "":
-		return fmt.Errorf("address %s has a zone, which other hosts cannot use", a)
-	case a.IsUnspecified():
-		return fmt.Errorf("address %s is unspecified", a)
-	case a.Is4In6():
-		return fmt.Errorf("address %s is IPv4-mapped IPv6: write %s", a, a.Unmap())
-	}
-	return nil
-}
-
-func parseAddr(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
-	}
-	return a, checkAddr(a)
+	return errors.Join(errs...)
 }
 
 // YAML returns the config as YAML with every default spelled out: what
-// `servicereg -check` prints.
+// `servicereg -check` prints. The yaml tags of Config and the types it holds
+// are the schema written; the parser reads the same names (configparse.go).
 func (c *Config) YAML() ([]byte, error) {
-	type port struct {
-		Name  string `yaml:"name"`
-		Port  int    `yaml:"port"`
-		Proto string `yaml:"proto"`
-	}
-	type service struct {
-		Name           string   `yaml:"name"`
-		Unit           string   `yaml:"unit"`
-		Ports          []port   `yaml:"ports,omitempty"`
-		Shard          string   `yaml:"shard,omitempty"`
-		MasterElection bool     `yaml:"master_election,omitempty"`
-		OnMaster       []string `yaml:"on_master,omitempty"`
-		OnStandby      []string `yaml:"on_standby,omitempty"`
-	}
-	networks := &yaml.Node{Kind: yaml.MappingNode}
-	for _, nw := range c.Networks {
-		var cidrs []string
-		for _, p := range nw.CIDRs {
-			cidrs = append(cidrs, p.String())
-		}
-		v := &yaml.Node{}
-		if err := v.Encode(cidrs); err != nil {
-			return nil, err
-		}
-		v.Style = yaml.FlowStyle
-		networks.Content = append(networks.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: nw.Name}, v)
-	}
-	addrs := map[string][]string{}
-	for nw, as := range c.Addrs {
-		for _, a := range as {
-			addrs[nw] = append(addrs[nw], a.String())
-		}
-	}
-	var svcs []service
-	for _, s := range c.Services {
-		out := service{Name: s.Name, Unit: s.Unit, Shard: s.Shard, MasterElection: s.MasterElection, OnMaster: s.OnMaster, OnStandby: s.OnStandby}
-		for _, p := range s.Ports {
-			out.Ports = append(out.Ports, port(p))
-		}
-		svcs = append(svcs, out)
-	}
-	out := struct {
-		Host     string              `yaml:"host"`
-		Etcd     EtcdConfig          `yaml:"etcd"`
-		Prefix   string              `yaml:"prefix"`
-		TTL      string              `yaml:"ttl"`
-		Systemd  string              `yaml:"systemd"`
-		Networks *yaml.Node          `yaml:"networks"`
-		Addrs    map[string][]string `yaml:"addrs"`
-		Services []service           `yaml:"services"`
-	}{c.Host, c.Etcd, c.Prefix, c.TTL.String(), c.Systemd, networks, addrs, svcs}
 	var doc yaml.Node
-	if err := doc.Encode(out); err != nil {
+	if err := doc.Encode(c); err != nil {
 		return nil, fmt.Errorf("effective config: %w", err)
 	}
 	// Say where each service came from: services.d files make that useful.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rollcall/rollcall/internal/etcdconn"
 	"github.com/rollcall/rollcall/registry"
 )
 
@@ -178,8 +180,34 @@ func (p *parser) usable(n *yaml.Node, what string) bool {
 	return true
 }
 
-// fields walks a mapping, refusing unknown and repeated keys.
-func (p *parser) fields(n *yaml.Node, what string, known []string, each func(key string, v *yaml.Node)) {
+// field is one key a YAML mapping may hold, and what to do with its value.
+// The parser's tables of fields are the schema as read; the yaml tags of
+// Config, EtcdConfig, Service and registry.Port are the schema as written
+// (Config.YAML), and a test holds the two to the same names.
+type field struct {
+	name  string
+	parse func(v *yaml.Node)
+}
+
+// fields walks a mapping whose keys are fs, refusing unknown and repeated keys.
+func (p *parser) fields(n *yaml.Node, what string, fs []field) {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.name
+	}
+	p.entries(n, what, names, func(key string, v *yaml.Node) {
+		for _, f := range fs {
+			if f.name == key {
+				f.parse(v)
+				return
+			}
+		}
+	})
+}
+
+// entries walks a mapping, refusing repeated keys and, unless known is nil,
+// keys not in known.
+func (p *parser) entries(n *yaml.Node, what string, known []string, each func(key string, v *yaml.Node)) {
 	if !p.usable(n, what) {
 		return
 	}
@@ -195,7 +223,7 @@ func (p *parser) fields(n *yaml.Node, what string, known []string, each func(key
 			continue
 		}
 		name := k.Value
-		if known != nil && !contains(known, name) {
+		if known != nil && !slices.Contains(known, name) {
 			p.errorf(k, "%s: unknown field %q; known fields are: %s", what, name, strings.Join(known, ", "))
 			continue
 		}
@@ -211,21 +239,28 @@ func (p *parser) fields(n *yaml.Node, what string, known []string, each func(key
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (p *parser) str(n *yaml.Node, what string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		p.errorf(n, "%s must be a single value, not %s", what, kindName(n))
 		return "", false
 	}
 	return n.Value, true
+}
+
+// checked reads a single value and reports at its line what check finds
+// wrong with it. The value is returned either way: Normalize does not run
+// when the parser found a problem.
+func (p *parser) checked(n *yaml.Node, what string, check func(string) error) string {
+	s, ok := p.str(n, what)
+	if ok {
+		p.check(n, what, check(s))
+	}
+	return s
+}
+
+// isName is the check of a name of the given kind ("host", "service", ...).
+func isName(kind string) func(string) error {
+	return func(s string) error { return registry.CheckName(kind, s) }
 }
 
 func (p *parser) strList(n *yaml.Node, what string) ([]string, bool) {
@@ -264,93 +299,82 @@ func (p *parser) integer(n *yaml.Node, what string) (int, bool) {
 	return i, true
 }
 
-// check reports err, if any, at n's line.
+// check reports each problem of err, if any, at n's line, in the words of
+// the check that failed (registry.Problem: "registry: bad name:" says
+// nothing to someone editing a config; the field path and line say where).
 func (p *parser) check(n *yaml.Node, what string, err error) {
-	if err != nil {
-		p.errorf(n, "%s: %v", what, err)
+	for _, e := range problems(err) {
+		p.errorf(n, "%s: %s", what, registry.Problem(e))
 	}
 }
 
-var mainFields = []string{"host", "etcd", "prefix", "ttl", "systemd", "networks", "addrs", "services"}
-
-func (p *parser) parseMain(file string, data []byte) *Config {
-	p.file = file
-	cfg := &Config{}
-	root := p.document(data)
-	if root == nil {
-		return cfg
-	}
-	p.fields(root, "config", mainFields, func(key string, v *yaml.Node) {
-		switch key {
-		case "host":
-			if s, ok := p.str(v, "host"); ok {
-				p.check(v, "host", checkLabel("host", s))
-				cfg.Host = s
-			}
-		case "etcd":
-			p.parseEtcd(v, cfg)
-		case "prefix":
-			if s, ok := p.str(v, "prefix"); ok {
-				p.check(v, "prefix", checkPrefix(s))
-				cfg.Prefix = s
-			}
-		case "ttl":
-			cfg.TTL = p.parseTTL(v)
-		case "systemd":
-			if s, ok := p.str(v, "systemd"); ok {
-				p.check(v, "systemd", checkSystemd(s))
-				cfg.Systemd = s
-			}
-		case "networks":
-			cfg.Networks = p.parseNetworks(v)
-		case "addrs":
-			cfg.Addrs = p.parseAddrs(v)
-		case "services":
+// mainFields is the schema of the main config file.
+func (p *parser) mainFields(cfg *Config) []field {
+	return []field{
+		{"host", func(v *yaml.Node) { cfg.Host = p.checked(v, "host", isName("host")) }},
+		{"etcd", func(v *yaml.Node) { p.parseEtcd(v, &cfg.Etcd) }},
+		{"prefix", func(v *yaml.Node) { cfg.Prefix = p.checked(v, "prefix", checkPrefix) }},
+		{"ttl", func(v *yaml.Node) { cfg.TTL = p.parseTTL(v) }},
+		{"systemd", func(v *yaml.Node) { cfg.Systemd = p.checked(v, "systemd", checkSystemd) }},
+		{"networks", func(v *yaml.Node) { cfg.Networks = p.parseNetworks(v) }},
+		{"addrs", func(v *yaml.Node) { cfg.Addrs = p.parseAddrs(v) }},
+		{"services", func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
 				p.errorf(v, "services must be a list of services (lines starting with '- name:'), not %s", kindName(v))
 				return
 			}
 			cfg.Services = p.parseServices(v)
-		}
-	})
+		}},
+	}
+}
+
+func (p *parser) parseMain(file string, data []byte) *Config {
+	p.file = file
+	cfg := &Config{}
+	if root := p.document(data); root != nil {
+		p.fields(root, "config", p.mainFields(cfg))
+	}
 	return cfg
 }
 
-func (p *parser) parseEtcd(v *yaml.Node, cfg *Config) {
-	var certNode *yaml.Node
-	p.fields(v, "etcd", []string{"endpoints", "cert", "key", "ca"}, func(key string, v *yaml.Node) {
-		if key == "endpoints" {
+// etcdFields is the schema of etcd:. certNode is set to the first of cert,
+// key and ca, where a missing partner is reported.
+func (p *parser) etcdFields(e *EtcdConfig, certNode **yaml.Node) []field {
+	file := func(name string, dst *string) field {
+		return field{name, func(v *yaml.Node) {
+			if s, ok := p.str(v, "etcd."+name); ok {
+				*dst = s
+				if *certNode == nil {
+					*certNode = v
+				}
+			}
+		}}
+	}
+	return []field{
+		{"endpoints", func(v *yaml.Node) {
 			eps, ok := p.strList(v, "etcd.endpoints")
 			if !ok {
 				return
 			}
 			if len(eps) == 0 {
-				p.errorf(v, "etcd.endpoints is empty: list at least one URL, or drop it for %s", "http://127.0.0.1:2379")
+				p.errorf(v, "etcd.endpoints is empty: list at least one URL, or drop it for %s", etcdconn.DefaultEndpoint)
 			}
 			for i, ep := range eps {
 				p.check(v.Content[i], "etcd.endpoints", checkEndpoint(ep))
 			}
-			cfg.Etcd.Endpoints = eps
-			return
-		}
-		s, ok := p.str(v, "etcd."+key)
-		if !ok {
-			return
-		}
-		if certNode == nil {
-			certNode = v
-		}
-		switch key {
-		case "cert":
-			cfg.Etcd.Cert = s
-		case "key":
-			cfg.Etcd.Key = s
-		case "ca":
-			cfg.Etcd.CA = s
-		}
-	})
+			e.Endpoints = eps
+		}},
+		file("cert", &e.Cert),
+		file("key", &e.Key),
+		file("ca", &e.CA),
+	}
+}
+
+func (p *parser) parseEtcd(v *yaml.Node, e *EtcdConfig) {
+	var certNode *yaml.Node
+	p.fields(v, "etcd", p.etcdFields(e, &certNode))
 	if certNode != nil {
-		p.check(certNode, "etcd", checkTLSFiles(cfg.Etcd))
+		p.check(certNode, "etcd", checkTLSFiles(*e))
 	}
 }
 
@@ -372,21 +396,21 @@ func (p *parser) parseTTL(v *yaml.Node) time.Duration {
 	return d
 }
 
-func (p *parser) parseNetworks(v *yaml.Node) []Network {
-	var out []Network
-	p.fields(v, "networks", nil, func(name string, v *yaml.Node) {
+func (p *parser) parseNetworks(v *yaml.Node) Networks {
+	var out Networks
+	p.entries(v, "networks", nil, func(name string, v *yaml.Node) {
 		what := "networks." + name
 		// Report the bad name at the key's line (one before its value, or the same).
-		p.check(v, what, checkLabel("network", name))
+		p.check(v, what, registry.CheckName("network", name))
 		cidrs, ok := p.strList(v, what)
 		if !ok {
 			return
 		}
 		nw := Network{Name: name}
 		for i, c := range cidrs {
-			pfx, err := checkCIDR(c)
+			pfx, err := registry.ParseCIDR(c)
 			if err != nil {
-				p.errorf(v.Content[i], "%s: %v", what, err)
+				p.check(v.Content[i], what, err)
 				continue
 			}
 			nw.CIDRs = append(nw.CIDRs, pfx)
@@ -398,17 +422,17 @@ func (p *parser) parseNetworks(v *yaml.Node) []Network {
 
 func (p *parser) parseAddrs(v *yaml.Node) registry.Addrs {
 	out := registry.Addrs{}
-	p.fields(v, "addrs", nil, func(name string, v *yaml.Node) {
+	p.entries(v, "addrs", nil, func(name string, v *yaml.Node) {
 		what := "addrs." + name
-		p.check(v, what, checkLabel("network", name))
+		p.check(v, what, registry.CheckName("network", name))
 		list, ok := p.strList(v, what)
 		if !ok {
 			return
 		}
 		for i, s := range list {
-			a, err := parseAddr(s)
+			a, err := registry.ParseAddr(s)
 			if err != nil {
-				p.errorf(v.Content[i], "%s: %v", what, err)
+				p.check(v.Content[i], what, err)
 				continue
 			}
 			out[name] = append(out[name], a)
@@ -416,8 +440,6 @@ func (p *parser) parseAddrs(v *yaml.Node) registry.Addrs {
 	})
 	return out
 }
-
-var serviceFields = []string{"name", "unit", "ports", "shard", "master_election", "on_master", "on_standby"}
 
 func (p *parser) parseServices(list *yaml.Node) []Service {
 	var out []Service
@@ -433,63 +455,79 @@ func (p *parser) parseServices(list *yaml.Node) []Service {
 	return out
 }
 
-func (p *parser) parseService(n *yaml.Node, what string) (Service, bool) {
-	s := Service{Source: fmt.Sprintf("%s:%d", p.file, n.Line)}
-	before := len(p.errs)
-	var hookNodes [2]*yaml.Node
-	hasName := false
-	p.fields(n, what, serviceFields, func(key string, v *yaml.Node) {
-		switch key {
-		case "name":
-			if name, ok := p.str(v, what+".name"); ok {
-				hasName = true
-				p.check(v, what+".name", checkLabel("service", name))
-				s.Name = name
-			}
-		case "unit":
-			if u, ok := p.str(v, what+".unit"); ok {
-				p.check(v, what+".unit", checkUnit(u))
-				s.Unit = u
-			}
-		case "shard":
-			if sh, ok := p.str(v, what+".shard"); ok {
-				p.check(v, what+".shard", checkLabel("shard", sh))
-				s.Shard = sh
-			}
-		case "ports":
-			s.Ports = p.parsePorts(v, what+".ports")
-		case "master_election":
-			s.MasterElection = p.boolean(v, what+".master_election")
-		case "on_master", "on_standby":
-			argv, ok := p.strList(v, what+"."+key)
+// serviceRead is what parsing one service noted besides the Service: the
+// lines of what is checked once every field is read.
+type serviceRead struct {
+	hasName bool
+	hooks   [2]*yaml.Node // on_master, on_standby
+}
+
+// serviceFields is the schema of one service, at path what.
+func (p *parser) serviceFields(s *Service, what string, r *serviceRead) []field {
+	hook := func(name string, i int, dst *[]string) field {
+		return field{name, func(v *yaml.Node) {
+			argv, ok := p.strList(v, what+"."+name)
 			if !ok {
 				return
 			}
-			if len(argv) == 0 || argv[0] == "" {
-				p.errorf(v, "%s.%s: give the command as a list: [\"/path/to/cmd\", \"arg\"]", what, key)
+			if len(argv) == 0 {
+				p.errorf(v, "%s.%s: give the command as a list: [\"/path/to/cmd\", \"arg\"]", what, name)
 			}
-			if key == "on_master" {
-				s.OnMaster, hookNodes[0] = argv, v
-			} else {
-				s.OnStandby, hookNodes[1] = argv, v
+			*dst, r.hooks[i] = argv, v
+		}}
+	}
+	return []field{
+		{"name", func(v *yaml.Node) {
+			if name, ok := p.str(v, what+".name"); ok {
+				r.hasName = true
+				p.check(v, what+".name", registry.CheckName("service", name))
+				s.Name = name
 			}
-		}
-	})
-	if n.Kind == yaml.MappingNode && !hasName && len(p.errs) == before {
+		}},
+		{"unit", func(v *yaml.Node) { s.Unit = p.checked(v, what+".unit", checkUnit) }},
+		{"ports", func(v *yaml.Node) { s.Ports = p.parsePorts(v, what+".ports") }},
+		{"shard", func(v *yaml.Node) { s.Shard = p.checked(v, what+".shard", isName("shard")) }},
+		{"master_election", func(v *yaml.Node) { s.MasterElection = p.boolean(v, what+".master_election") }},
+		hook("on_master", 0, &s.OnMaster),
+		hook("on_standby", 1, &s.OnStandby),
+	}
+}
+
+func (p *parser) parseService(n *yaml.Node, what string) (Service, bool) {
+	s := Service{Source: fmt.Sprintf("%s:%d", p.file, n.Line)}
+	before := len(p.errs)
+	var r serviceRead
+	p.fields(n, what, p.serviceFields(&s, what, &r))
+	if n.Kind == yaml.MappingNode && !r.hasName && len(p.errs) == before {
 		p.errorf(n, "%s: name is missing: every service needs name: <dns-label>", what)
 	}
-	for i, h := range hookNodes {
-		if h != nil && !s.MasterElection {
-			p.errorf(h, "%s.%s: hooks run on master changes: set master_election: true, or drop the hook", what, []string{"on_master", "on_standby"}[i])
+	// Hooks are checked once master_election is known, wherever it is.
+	for i, h := range r.hooks {
+		if h != nil {
+			argv := [][]string{s.OnMaster, s.OnStandby}[i]
+			p.check(h, what+"."+[]string{"on_master", "on_standby"}[i], checkHook(argv, s.MasterElection))
 		}
 	}
 	if s.Unit == "" && s.Name != "" {
 		s.Unit = s.Name + ".service"
 	}
-	if s.Name != "" {
-		what = fmt.Sprintf("service %q", s.Name)
-	}
 	return s, len(p.errs) == before
+}
+
+// portFields is the schema of one port, at path what. portNode is set to
+// the port number's node.
+func (p *parser) portFields(port *registry.Port, what string, portNode **yaml.Node) []field {
+	return []field{
+		{"name", func(v *yaml.Node) { port.Name = p.checked(v, what+".name", isName("port")) }},
+		{"port", func(v *yaml.Node) {
+			*portNode = v
+			if num, ok := p.integer(v, what+".port"); ok {
+				p.check(v, what+".port", registry.CheckPortNumber(num))
+				port.Port = num
+			}
+		}},
+		{"proto", func(v *yaml.Node) { port.Proto = p.checked(v, what+".proto", registry.CheckProto) }},
+	}
 }
 
 func (p *parser) parsePorts(v *yaml.Node, what string) []registry.Port {
@@ -503,30 +541,7 @@ func (p *parser) parsePorts(v *yaml.Node, what string) []registry.Port {
 		pw := fmt.Sprintf("%s[%d]", what, i)
 		port := registry.Port{Proto: "tcp"}
 		var portNode *yaml.Node
-		p.fields(n, pw, []string{"name", "port", "proto"}, func(key string, v *yaml.Node) {
-			switch key {
-			case "name":
-				if s, ok := p.str(v, pw+".name"); ok {
-					p.check(v, pw+".name", checkLabel("port", s))
-					port.Name = s
-				}
-			case "port":
-				portNode = v
-				if num, ok := p.integer(v, pw+".port"); ok {
-					if num < 1 || num > 65535 {
-						p.errorf(v, "%s.port: %d is outside 1-65535", pw, num)
-					}
-					port.Port = num
-				}
-			case "proto":
-				if s, ok := p.str(v, pw+".proto"); ok {
-					if s != "tcp" && s != "udp" {
-						p.errorf(v, "%s.proto: %q must be tcp or udp", pw, s)
-					}
-					port.Proto = s
-				}
-			}
-		})
+		p.fields(n, pw, p.portFields(&port, pw, &portNode))
 		if n.Kind != yaml.MappingNode {
 			continue
 		}
@@ -536,6 +551,8 @@ func (p *parser) parsePorts(v *yaml.Node, what string) []registry.Port {
 		if portNode == nil {
 			p.errorf(n, "%s: port is missing: give its number, e.g. port: 8080", pw)
 		}
+		// registry.ValidatePorts refuses the same name and proto twice too
+		// (Normalize); here the message can say where the first one is.
 		k := port.Name + "/" + port.Proto
 		if line, dup := seen[k]; dup && port.Name != "" {
 			p.errorf(n, "%s: port %s is listed twice (first on line %d)", pw, k, line)

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -100,10 +101,21 @@ func LeaseHex(id int64) string {
 	return strconv.FormatInt(id, 16)
 }
 
-type candidate struct {
-	host  string // "" when malformed
+// builder gathers what Build has decoded: records by service and host, and
+// election candidates, until every key is read.
+type builder struct {
+	keys      registry.Keys
+	ttls      map[int64]LeaseTTL
+	s         *Snapshot
+	hosts     map[string]*Host
+	instances map[string][]instance           // by service
+	cands     map[string][]registry.Candidate // by service
+	leases    map[string]int64                // election key -> the lease it is on
+}
+
+type instance struct {
+	rec   *registry.Instance
 	lease int64
-	rev   int64
 }
 
 // Build decodes the key-values listed under keys at revision rev into a
@@ -111,152 +123,187 @@ type candidate struct {
 // lease missing from it leaves TTL unset. Build never fails: what it cannot
 // decode goes to Skipped.
 func Build(keys registry.Keys, rev int64, kvs []KV, ttls map[int64]LeaseTTL) *Snapshot {
-	s := &Snapshot{Prefix: keys.Prefix(), Revision: rev}
-	hosts := map[string]*Host{}
-	type inst struct {
-		rec   *registry.Instance
-		lease int64
+	b := &builder{
+		keys:      keys,
+		ttls:      ttls,
+		s:         &Snapshot{Prefix: keys.Prefix(), Revision: rev},
+		hosts:     map[string]*Host{},
+		instances: map[string][]instance{},
+		cands:     map[string][]registry.Candidate{},
+		leases:    map[string]int64{},
 	}
-	instances := map[string][]inst{} // by service
-	candidates := map[string][]candidate{}
-
-	skip := func(key string, err error) {
-		s.Skipped = append(s.Skipped, Skipped{Key: key, Reason: err.Error()})
-	}
-	host := func(name string) *Host {
-		h, ok := hosts[name]
-		if !ok {
-			h = &Host{Name: name, Addrs: map[string][]string{}, Services: []string{}}
-			hosts[name] = h
-		}
-		return h
-	}
-
 	sorted := append([]KV(nil), kvs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key < sorted[j].Key })
 	for _, kv := range sorted {
-		k, err := keys.Parse(kv.Key)
-		if err != nil {
-			skip(kv.Key, err)
-			continue
-		}
-		switch k.Kind {
-		case registry.KindHost:
-			rec, err := registry.DecodeHost(k, kv.Value)
-			if err != nil {
-				skip(kv.Key, err)
-				continue
-			}
-			h := host(k.Host)
-			h.Record = true
-			h.Addrs = addrStrings(rec.Addrs)
-			h.lease = kv.Lease
-		case registry.KindInstance:
-			rec, err := registry.DecodeInstance(k, kv.Value)
-			if err != nil {
-				skip(kv.Key, err)
-				continue
-			}
-			instances[k.Service] = append(instances[k.Service], inst{rec: rec, lease: kv.Lease})
-		case registry.KindElection:
-			name, err := registry.DecodeCandidate(kv.Value)
-			if err != nil {
-				skip(kv.Key, err)
-				name = "" // still a candidate: etcd's election counts its key
-			}
-			candidates[k.Service] = append(candidates[k.Service], candidate{host: name, lease: kv.Lease, rev: kv.CreateRevision})
-		}
+		b.add(kv)
 	}
-
-	ttlOf := func(lease int64) *int64 {
-		if lease == 0 {
-			return nil
-		}
-		lt, ok := ttls[lease]
-		if !ok {
-			return nil
-		}
-		v := lt.TTL
-		return &v
-	}
-
-	names := map[string]bool{}
-	for n := range instances {
-		names[n] = true
-	}
-	for n := range candidates {
-		names[n] = true
-	}
-	for name := range names {
-		svc := Service{Name: name, Instances: []Instance{}, Candidates: len(candidates[name])}
-		roles := map[string]string{}
-		if cs := candidates[name]; len(cs) > 0 {
-			sort.Slice(cs, func(i, j int) bool { return cs[i].rev < cs[j].rev })
-			svc.Master = &Master{Host: cs[0].host, Term: cs[0].rev, Lease: LeaseHex(cs[0].lease)}
-			for i := len(cs) - 1; i >= 0; i-- {
-				if cs[i].host == "" {
-					continue
-				}
-				if i == 0 {
-					roles[cs[i].host] = "master"
-				} else if roles[cs[i].host] == "" {
-					roles[cs[i].host] = "standby"
-				}
-			}
-		}
-		for _, in := range instances[name] {
-			h := host(in.rec.Host)
-			h.Services = append(h.Services, name)
-			if !h.Record && h.lease == 0 {
-				// No host record to say which lease the host holds:
-				// its instances' lease is the next best answer.
-				h.lease = in.lease
-			}
-			out := Instance{
-				Host:  in.rec.Host,
-				Shard: in.rec.Shard,
-				Ports: append([]registry.Port{}, in.rec.Ports...),
-				Lease: LeaseHex(in.lease),
-				TTL:   ttlOf(in.lease),
-				Role:  roles[in.rec.Host],
-			}
-			switch {
-			case len(in.rec.Addrs) > 0:
-				out.Addrs, out.AddrsFrom = addrStrings(in.rec.Addrs), "instance"
-			case h.Record:
-				out.Addrs, out.AddrsFrom = h.Addrs, "host"
-			default:
-				out.Addrs, out.AddrsFrom = map[string][]string{}, "none"
-			}
-			svc.Instances = append(svc.Instances, out)
-		}
-		sort.Slice(svc.Instances, func(i, j int) bool { return svc.Instances[i].Host < svc.Instances[j].Host })
-		s.Services = append(s.Services, svc)
-	}
-	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
-
-	// Instances were resolved only after every key was read, so each one saw
-	// its host's record whatever the key order; now finish the hosts.
-	for _, h := range hosts {
-		sort.Strings(h.Services)
-		h.Lease = LeaseHex(h.lease)
-		h.TTL = ttlOf(h.lease)
-		if lt, ok := ttls[h.lease]; ok && h.lease != 0 {
-			h.GrantedTTL = lt.Granted
-		}
-		s.Hosts = append(s.Hosts, *h)
-	}
-	sort.Slice(s.Hosts, func(i, j int) bool { return s.Hosts[i].Name < s.Hosts[j].Name })
+	// Instances are resolved only after every key was read, so each one
+	// sees its host's record whatever the key order.
+	b.services()
+	b.finishHosts()
+	s := b.s
 	if s.Services == nil {
 		s.Services = []Service{}
-	}
-	if s.Hosts == nil {
-		s.Hosts = []Host{}
 	}
 	if s.Skipped == nil {
 		s.Skipped = []Skipped{}
 	}
 	return s
+}
+
+// add decodes one key-value, or lists it in Skipped.
+func (b *builder) add(kv KV) {
+	k, err := b.keys.Parse(kv.Key)
+	if err != nil {
+		b.skip(kv.Key, err)
+		return
+	}
+	switch k.Kind {
+	case registry.KindHost:
+		rec, err := registry.DecodeHost(k, kv.Value)
+		if err != nil {
+			b.skip(kv.Key, err)
+			return
+		}
+		h := b.host(k.Host)
+		h.Record = true
+		h.Addrs = addrStrings(rec.Addrs)
+		h.lease = kv.Lease
+	case registry.KindInstance:
+		rec, err := registry.DecodeInstance(k, kv.Value)
+		if err != nil {
+			b.skip(kv.Key, err)
+			return
+		}
+		b.instances[k.Service] = append(b.instances[k.Service], instance{rec: rec, lease: kv.Lease})
+	case registry.KindElection:
+		// A malformed value is skipped but still a candidate: etcd's
+		// election counts its key (registry.Leader).
+		c := registry.NewCandidate(kv.Key, kv.CreateRevision, kv.Value)
+		if c.Err != nil {
+			b.skip(kv.Key, c.Err)
+		}
+		b.cands[k.Service] = append(b.cands[k.Service], c)
+		b.leases[kv.Key] = kv.Lease
+	}
+}
+
+func (b *builder) skip(key string, err error) {
+	b.s.Skipped = append(b.s.Skipped, Skipped{Key: key, Reason: err.Error()})
+}
+
+// host returns the host named name, seen for the first time or not.
+func (b *builder) host(name string) *Host {
+	h, ok := b.hosts[name]
+	if !ok {
+		h = &Host{Name: name, Addrs: map[string][]string{}, Services: []string{}}
+		b.hosts[name] = h
+	}
+	return h
+}
+
+// ttlOf is the TTL etcd reported for lease, nil for no lease or no report.
+func (b *builder) ttlOf(lease int64) *int64 {
+	if lease == 0 {
+		return nil
+	}
+	lt, ok := b.ttls[lease]
+	if !ok {
+		return nil
+	}
+	v := lt.TTL
+	return &v
+}
+
+// services makes a Service of every name that has instances or candidates.
+func (b *builder) services() {
+	names := map[string]bool{}
+	for n := range b.instances {
+		names[n] = true
+	}
+	for n := range b.cands {
+		names[n] = true
+	}
+	for name := range names {
+		svc := Service{Name: name, Instances: []Instance{}, Candidates: len(b.cands[name])}
+		var roles map[string]string
+		svc.Master, roles = b.master(name)
+		for _, in := range b.instances[name] {
+			svc.Instances = append(svc.Instances, b.instance(name, in, roles[in.rec.Host]))
+		}
+		sort.Slice(svc.Instances, func(i, j int) bool { return svc.Instances[i].Host < svc.Instances[j].Host })
+		b.s.Services = append(b.s.Services, svc)
+	}
+	sort.Slice(b.s.Services, func(i, j int) bool { return b.s.Services[i].Name < b.s.Services[j].Name })
+}
+
+// master returns the master of service's election (nil when nobody
+// campaigns) and the role of each campaigning host: "master" for the leader,
+// "standby" for the others. A leader whose value is not a host name is shown
+// with its term and no host, and gives nobody the master role.
+func (b *builder) master(service string) (*Master, map[string]string) {
+	cs := b.cands[service]
+	lead, ok := registry.Leader(slices.Values(cs))
+	if !ok {
+		return nil, nil
+	}
+	roles := map[string]string{}
+	for _, c := range cs {
+		switch {
+		case c.Host == "":
+		case c.Key == lead.Key:
+			roles[c.Host] = "master"
+		case roles[c.Host] == "":
+			roles[c.Host] = "standby"
+		}
+	}
+	return &Master{Host: lead.Host, Term: lead.CreateRevision, Lease: LeaseHex(b.leases[lead.Key])}, roles
+}
+
+// instance is in as shown under service, its host now known.
+func (b *builder) instance(service string, in instance, role string) Instance {
+	h := b.host(in.rec.Host)
+	h.Services = append(h.Services, service)
+	if !h.Record && h.lease == 0 {
+		// No host record to say which lease the host holds: its
+		// instances' lease is the next best answer.
+		h.lease = in.lease
+	}
+	out := Instance{
+		Host:  in.rec.Host,
+		Shard: in.rec.Shard,
+		Ports: append([]registry.Port{}, in.rec.Ports...),
+		Lease: LeaseHex(in.lease),
+		TTL:   b.ttlOf(in.lease),
+		Role:  role,
+	}
+	switch {
+	case len(in.rec.Addrs) > 0:
+		out.Addrs, out.AddrsFrom = addrStrings(in.rec.Addrs), "instance"
+	case h.Record:
+		out.Addrs, out.AddrsFrom = h.Addrs, "host"
+	default:
+		out.Addrs, out.AddrsFrom = map[string][]string{}, "none"
+	}
+	return out
+}
+
+// finishHosts sorts each host's services, sets its lease and TTL, and lists
+// the hosts in the snapshot.
+func (b *builder) finishHosts() {
+	for _, h := range b.hosts {
+		sort.Strings(h.Services)
+		h.Lease = LeaseHex(h.lease)
+		h.TTL = b.ttlOf(h.lease)
+		if lt, ok := b.ttls[h.lease]; ok && h.lease != 0 {
+			h.GrantedTTL = lt.Granted
+		}
+		b.s.Hosts = append(b.s.Hosts, *h)
+	}
+	sort.Slice(b.s.Hosts, func(i, j int) bool { return b.s.Hosts[i].Name < b.s.Hosts[j].Name })
+	if b.s.Hosts == nil {
+		b.s.Hosts = []Host{}
+	}
 }
 
 // Leases returns the distinct non-zero leases of kvs, sorted: those Load asks
