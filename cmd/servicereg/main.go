@@ -49,46 +49,54 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// options are the command line's flags.
+type options struct {
+	cfgPath, metricsAddr, level, format string
+	check                               bool
+}
+
+// parseArgs reads the command line; done is set, with the exit code, when
+// the command ends here (help, or a usage error already reported).
+func parseArgs(args []string, stderr io.Writer) (o options, code int, done bool) {
 	fs := flag.NewFlagSet("servicereg", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintf(stderr, usage, servicereg.DefaultConfigPath) }
-	cfgPath := fs.String("config", servicereg.DefaultConfigPath, "agent config file")
-	check := fs.Bool("check", false, "check the config, print it with defaults and exit")
-	metricsAddr := fs.String("metrics", "127.0.0.1:9353", "address of /metrics and /healthz; empty turns it off")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
-	format := fs.String("log-format", "text", "text or json")
+	fs.StringVar(&o.cfgPath, "config", servicereg.DefaultConfigPath, "agent config file")
+	fs.BoolVar(&o.check, "check", false, "check the config, print it with defaults and exit")
+	fs.StringVar(&o.metricsAddr, "metrics", "127.0.0.1:9353", "address of /metrics and /healthz; empty turns it off")
+	fs.StringVar(&o.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.format, "log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return o, 0, true
 		}
-		return 2
+		return o, 2, true
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "servicereg: unexpected argument %q; see servicereg -help\n", fs.Arg(0))
-		return 2
+		return o, 2, true
 	}
-	log, err := newLogger(stderr, *level, *format)
+	return o, 0, false
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, code, done := parseArgs(args, stderr)
+	if done {
+		return code
+	}
+	log, err := newLogger(stderr, o.level, o.format)
 	if err != nil {
 		fmt.Fprintf(stderr, "servicereg: %v\n", err)
 		return 2
 	}
-
-	cfg, err := servicereg.LoadConfig(*cfgPath)
+	cfg, err := servicereg.LoadConfig(o.cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "servicereg: config not valid, not starting:\n%v\n", err)
 		return 1
 	}
-	if *check {
-		out, err := cfg.YAML()
-		if err != nil {
-			fmt.Fprintf(stderr, "servicereg: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "# effective config of %s\n%s", *cfgPath, out)
-		return 0
+	if o.check {
+		return printConfig(cfg, o.cfgPath, stdout, stderr)
 	}
-
 	agent, err := servicereg.New(cfg, servicereg.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "servicereg: %v\n", err)
@@ -96,37 +104,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-
-	if *metricsAddr != "" {
-		ln, err := net.Listen("tcp", *metricsAddr)
+	if o.metricsAddr != "" {
+		stop, err := serveMetrics(agent, o.metricsAddr, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "servicereg: metrics listener: %v (set -metrics to a free address, or -metrics '' to turn it off)\n", err)
+			fmt.Fprintf(stderr, "servicereg: %v\n", err)
 			return 1
 		}
-		srv := &http.Server{Handler: agent.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		log.Info("serving metrics and health", "addr", ln.Addr().String())
+		defer stop()
 	}
-
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case s := <-sigs:
-				if s != syscall.SIGHUP {
-					log.Info("stopping", "signal", s.String())
-					cancel()
-					return
-				}
-				reload(agent, *cfgPath, log)
-			}
-		}
-	}()
+	go handleSignals(ctx, cancel, sigs, agent, o.cfgPath, log)
 	go notifySystemd(ctx, agent, log)
 
 	if err := agent.Run(ctx); err != nil {
@@ -134,6 +123,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printConfig is -check: the config as the agent will run it, defaults
+// filled in.
+func printConfig(cfg *servicereg.Config, path string, stdout, stderr io.Writer) int {
+	out, err := cfg.YAML()
+	if err != nil {
+		fmt.Fprintf(stderr, "servicereg: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "# effective config of %s\n%s", path, out)
+	return 0
+}
+
+// serveMetrics serves the agent's /metrics and /healthz on addr until stop.
+func serveMetrics(agent *servicereg.Agent, addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w (set -metrics to a free address, or -metrics '' to turn it off)", err)
+	}
+	srv := &http.Server{Handler: agent.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving metrics and health", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
+
+// handleSignals stops the agent on SIGTERM or SIGINT (cancel) and reloads
+// its config on SIGHUP, until ctx ends.
+func handleSignals(ctx context.Context, cancel context.CancelFunc, sigs <-chan os.Signal, agent *servicereg.Agent, cfgPath string, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				log.Info("stopping", "signal", s.String())
+				cancel()
+				return
+			}
+			reload(agent, cfgPath, log)
+		}
+	}
 }
 
 func reload(agent *servicereg.Agent, path string, log *slog.Logger) {
