@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -482,28 +483,28 @@ func TestObserve(t *testing.T) {
 func TestLeaderOf(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		cands   []candidate
+		cands   []registry.Candidate
 		want    Leader
 		wantErr bool
 	}{
 		{name: "none"},
-		{name: "one", cands: []candidate{{key: "/p/7", createRev: 7, value: []byte("h1")}}, want: Leader{Host: "h1", Term: 7, Key: "/p/7"}},
-		{name: "lowest create revision wins", cands: []candidate{
-			{key: "/p/9", createRev: 9, value: []byte("h2")},
-			{key: "/p/5", createRev: 5, value: []byte("h1")},
-			{key: "/p/12", createRev: 12, value: []byte("h3")},
+		{name: "one", cands: []registry.Candidate{registry.NewCandidate("/p/7", 7, []byte("h1"))}, want: Leader{Host: "h1", Term: 7, Key: "/p/7"}},
+		{name: "lowest create revision wins", cands: []registry.Candidate{
+			registry.NewCandidate("/p/9", 9, []byte("h2")),
+			registry.NewCandidate("/p/5", 5, []byte("h1")),
+			registry.NewCandidate("/p/12", 12, []byte("h3")),
 		}, want: Leader{Host: "h1", Term: 5, Key: "/p/5"}},
-		{name: "malformed leader is not replaced by the next", cands: []candidate{
-			{key: "/p/5", createRev: 5, value: []byte("Not A Host")},
-			{key: "/p/9", createRev: 9, value: []byte("h2")},
+		{name: "malformed leader is not replaced by the next", cands: []registry.Candidate{
+			registry.NewCandidate("/p/5", 5, []byte("Not A Host")),
+			registry.NewCandidate("/p/9", 9, []byte("h2")),
 		}, wantErr: true},
-		{name: "malformed follower does not matter", cands: []candidate{
-			{key: "/p/5", createRev: 5, value: []byte("h1")},
-			{key: "/p/9", createRev: 9, value: []byte("")},
+		{name: "malformed follower does not matter", cands: []registry.Candidate{
+			registry.NewCandidate("/p/5", 5, []byte("h1")),
+			registry.NewCandidate("/p/9", 9, []byte("")),
 		}, want: Leader{Host: "h1", Term: 5, Key: "/p/5"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := leaderOf(tc.cands)
+			got, err := leaderOf(slices.Values(tc.cands))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}

@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 // Leadership is one term as master of a service, from Campaign until it is
@@ -173,10 +175,13 @@ func (l *Leadership) start(sent time.Time, ttl time.Duration) {
 // time of each success: the step-down clock (timing.go). It ends the
 // leadership when the lease is gone or the step-down instant passes.
 func (l *Leadership) keepConfirmed(sent time.Time, ttl time.Duration) {
-	var failedAt time.Time
+	var (
+		failedAt time.Time
+		retry    time.Duration // after failedAt
+	)
 	for {
 		until := masterUntil(sent, ttl, l.margin)
-		t := time.NewTimer(time.Until(nextRenewal(sent, ttl, failedAt, until)))
+		t := time.NewTimer(time.Until(nextRenewal(sent, ttl, failedAt, retry, until)))
 		select {
 		case <-l.ctx.Done():
 			t.Stop()
@@ -212,18 +217,22 @@ func (l *Leadership) keepConfirmed(sent time.Time, ttl time.Duration) {
 				l.c.log.Warn("lease renewal failed; stepping down unless one succeeds in time", "term", l.term, "step_down_at", until.Format(time.RFC3339Nano), "err", err)
 			}
 			failedAt = time.Now()
+			retry = backoff.New(renewRetry(ttl)).Next()
 		}
 	}
 }
 
-// watchRetry is the pause between reads of the key while etcd cannot answer;
-// the step-down clock, not this loop, bounds how long that may last.
-const watchRetry = 200 * time.Millisecond
+// watchRetry paces reads of the key while etcd cannot answer; the step-down
+// clock, not this loop, bounds how long that may last. The cap is short: a
+// key deleted during the outage should end the leadership soon after etcd
+// answers again.
+var watchRetry = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: time.Second}
 
 // watchKey ends the leadership when the leader key is deleted (resigned by
 // someone else, deleted by an operator, or gone with its lease).
 func (l *Leadership) watchKey() {
 	rev := l.term + 1
+	retry := backoff.New(watchRetry)
 	for {
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(l.ctx))
 		for wr := range l.cli.Watch(wctx, l.key, clientv3.WithRev(rev)) {
@@ -253,12 +262,11 @@ func (l *Leadership) watchKey() {
 					return
 				}
 				rev = r.Header.Revision + 1
+				retry.Reset()
 				break
 			}
-			select {
-			case <-l.ctx.Done():
+			if retry.Wait(l.ctx) != nil {
 				return
-			case <-time.After(watchRetry):
 			}
 		}
 	}

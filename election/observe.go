@@ -2,13 +2,17 @@ package election
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
-	"time"
+	"maps"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rollcall/rollcall/internal/regwatch"
 	"github.com/rollcall/rollcall/registry"
 )
 
@@ -20,33 +24,24 @@ type Leader struct {
 	Key  string // the leader key
 }
 
-// candidate is one key of an election, as leaderOf sees it.
-type candidate struct {
-	key       string
-	createRev int64
-	value     []byte
-}
-
-// leaderOf returns the leader among an election's keys: the key with the
-// lowest create revision, as concurrency.Election decides. When that key's
+// leaderOf returns the leader among an election's keys (registry.Leader: the
+// lowest create revision, as concurrency.Election decides). When that key's
 // value is not a valid host name the leader cannot be named, and the result
 // is the zero Leader with an error saying why; a later key is not promoted in
 // its place, because that candidate is not master.
-func leaderOf(cands []candidate) (Leader, error) {
-	var first *candidate
-	for i := range cands {
-		if first == nil || cands[i].createRev < first.createRev {
-			first = &cands[i]
-		}
-	}
-	if first == nil {
+func leaderOf(cands iter.Seq[registry.Candidate]) (Leader, error) {
+	lead, ok := registry.Leader(cands)
+	if !ok {
 		return Leader{}, nil
 	}
-	host, err := registry.DecodeCandidate(first.value)
-	if err != nil {
-		return Leader{}, fmt.Errorf("leader key %s: %w", first.key, err)
+	if lead.Err != nil {
+		return Leader{}, fmt.Errorf("leader key %s: %w", lead.Key, lead.Err)
 	}
-	return Leader{Host: host, Term: first.createRev, Key: first.key}, nil
+	return Leader{Host: lead.Host, Term: lead.CreateRevision, Key: lead.Key}, nil
+}
+
+func candidateOf(kv *mvccpb.KeyValue) registry.Candidate {
+	return registry.NewCandidate(string(kv.Key), kv.CreateRevision, kv.Value)
 }
 
 // CurrentLeader returns the master of service now, or an error wrapping
@@ -59,11 +54,11 @@ func CurrentLeader(ctx context.Context, cli *clientv3.Client, keys registry.Keys
 	if err != nil {
 		return Leader{}, fmt.Errorf("leader of %s: %w", service, err)
 	}
-	var cands []candidate
+	var cands []registry.Candidate
 	for _, kv := range r.Kvs {
-		cands = append(cands, candidate{key: string(kv.Key), createRev: kv.CreateRevision, value: kv.Value})
+		cands = append(cands, candidateOf(kv))
 	}
-	l, err := leaderOf(cands)
+	l, err := leaderOf(slices.Values(cands))
 	if err != nil {
 		return Leader{}, fmt.Errorf("leader of %s: %w", service, err)
 	}
@@ -76,8 +71,10 @@ func CurrentLeader(ctx context.Context, cli *clientv3.Client, keys registry.Keys
 // Observe returns a channel that receives the master of service first as it
 // is now, then every time it changes (the zero Leader when there is none), in
 // order and without gaps: it waits for the reader rather than drop a change.
-// It retries through etcd outages (logging once per outage) and closes the
-// channel only when ctx ends.
+// It follows the election with the registry's list-then-watch loop
+// (internal/regwatch): a lost watch resumes where it ended, a compaction
+// makes it list again, and etcd outages are retried with a jittered backoff
+// (logged once per outage). It closes the channel only when ctx ends.
 func Observe(ctx context.Context, cli *clientv3.Client, keys registry.Keys, service string, log *slog.Logger) (<-chan Leader, error) {
 	if err := registry.CheckName("service", service); err != nil {
 		return nil, fmt.Errorf("observe: %w", err)
@@ -86,91 +83,77 @@ func Observe(ctx context.Context, cli *clientv3.Client, keys registry.Keys, serv
 		log = slog.Default()
 	}
 	ch := make(chan Leader)
-	o := &observer{cli: cli, prefix: keys.Election(service) + "/", out: ch, log: log.With("service", service)}
-	go o.run(ctx)
+	o := &observer{ctx: ctx, out: ch, log: log.With("service", service), cands: map[string]registry.Candidate{}}
+	w, err := regwatch.New(cli, regwatch.Config{Prefix: keys.Election(service) + "/"}, regwatch.Callbacks{
+		OnList:   o.list,
+		OnEvents: o.apply,
+		OnStatus: o.status,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("observe %s: %w", service, err)
+	}
+	go func() {
+		defer close(ch)
+		_ = w.Run(ctx) // returns when ctx ends
+	}()
 	return ch, nil
 }
 
+// observer keeps an election's candidates as the Watcher hands them over and
+// sends the leader whenever it changes. Its methods run on the Watcher's
+// goroutine (status may also come from its monitor, never at the same time).
 type observer struct {
-	cli    *clientv3.Client
-	prefix string
-	out    chan<- Leader
-	log    *slog.Logger
+	ctx context.Context
+	out chan<- Leader
+	log *slog.Logger
 
-	cands   map[string]candidate
+	cands   map[string]registry.Candidate
 	last    Leader
 	sent    bool
 	lastBad string // the malformed-leader error last logged
 	failing bool
 }
 
-func (o *observer) run(ctx context.Context) {
-	defer close(o.out)
-	for ctx.Err() == nil {
-		rev, ok := o.list(ctx)
-		if !ok {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		if !o.emit(ctx) {
-			return
-		}
-		// Follow from the listed revision; after a compaction or a lost
-		// watch, list again (that replaces the whole state, so deletes missed
-		// meanwhile count).
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for wr := range o.cli.Watch(wctx, o.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
-			if wr.Err() != nil {
-				break
-			}
-			for _, ev := range wr.Events {
-				k := string(ev.Kv.Key)
-				if ev.Type == mvccpb.DELETE {
-					delete(o.cands, k)
-				} else {
-					o.cands[k] = candidate{key: k, createRev: ev.Kv.CreateRevision, value: ev.Kv.Value}
-				}
-			}
-			if !o.emit(ctx) {
-				cancel()
-				return
-			}
-		}
-		cancel()
+// list replaces the candidates with a list of the whole election (after a
+// compaction this applies the deletes missed meanwhile).
+func (o *observer) list(kvs []*mvccpb.KeyValue, _ int64) {
+	o.cands = make(map[string]registry.Candidate, len(kvs))
+	for _, kv := range kvs {
+		o.cands[string(kv.Key)] = candidateOf(kv)
 	}
+	o.emit()
 }
 
-// list reads the whole election and returns its revision.
-func (o *observer) list(ctx context.Context) (int64, bool) {
-	r, err := o.cli.Get(ctx, o.prefix, clientv3.WithPrefix())
-	if err != nil {
-		if !o.failing && ctx.Err() == nil {
-			o.log.Warn("observe election: cannot read etcd, retrying", "err", err)
-			o.failing = true
+func (o *observer) apply(evs []*clientv3.Event, _ int64) {
+	for _, ev := range evs {
+		k := string(ev.Kv.Key)
+		if ev.Type == mvccpb.DELETE {
+			delete(o.cands, k)
+		} else {
+			o.cands[k] = candidateOf(ev.Kv)
 		}
-		return 0, false
 	}
-	if o.failing {
+	o.emit()
+}
+
+// status logs an outage once, and its end. Only a failed read counts:
+// silence alone may be a reader that has not taken the last leader yet
+// (emit waits for it, and the Watcher with it).
+func (o *observer) status(s regwatch.Status, why error) {
+	switch {
+	case s == regwatch.Unreachable && !o.failing && why != nil && !errors.Is(why, regwatch.ErrSilent):
+		o.log.Warn("observe election: cannot read etcd, retrying", "err", why)
+		o.failing = true
+	case s != regwatch.Unreachable && o.failing:
 		o.log.Info("observe election: etcd readable again")
 		o.failing = false
 	}
-	o.cands = make(map[string]candidate, len(r.Kvs))
-	for _, kv := range r.Kvs {
-		o.cands[string(kv.Key)] = candidate{key: string(kv.Key), createRev: kv.CreateRevision, value: kv.Value}
-	}
-	return r.Header.Revision, true
 }
 
-// emit sends the leader if it changed; false when ctx ended.
-func (o *observer) emit(ctx context.Context) bool {
-	cands := make([]candidate, 0, len(o.cands))
-	for _, c := range o.cands {
-		cands = append(cands, c)
-	}
-	l, err := leaderOf(cands)
+// emit sends the leader if it changed, waiting for the reader; it gives up
+// when ctx ends (the Watcher then stops too).
+func (o *observer) emit() {
+	l, err := leaderOf(maps.Values(o.cands))
 	bad := ""
 	if err != nil {
 		bad = err.Error()
@@ -180,13 +163,11 @@ func (o *observer) emit(ctx context.Context) bool {
 	}
 	o.lastBad = bad
 	if o.sent && l == o.last {
-		return true
+		return
 	}
 	select {
 	case o.out <- l:
 		o.last, o.sent = l, true
-		return true
-	case <-ctx.Done():
-		return false
+	case <-o.ctx.Done():
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 // Run is the candidate's whole life on one lease, for an agent that should
@@ -23,6 +25,7 @@ import (
 // once each and retried.
 func (c *Candidate) Run(ctx context.Context, lease clientv3.LeaseID, lead func(l *Leadership)) error {
 	last := ""
+	retry := backoff.New(campaignRetry)
 	for {
 		l, err := c.Campaign(ctx, lease)
 		if err != nil {
@@ -39,14 +42,13 @@ func (c *Candidate) Run(ctx context.Context, lease clientv3.LeaseID, lead func(l
 				c.log.Warn("campaign failed; retrying", "err", err)
 				last = msg
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
+			if err := retry.Wait(ctx); err != nil {
+				return err
 			}
 			continue
 		}
 		last = ""
+		retry.Reset()
 		lead(l)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.resignTimeout())
 		err = l.Resign(rctx)
@@ -60,6 +62,14 @@ func (c *Candidate) Run(ctx context.Context, lease clientv3.LeaseID, lead func(l
 		}
 	}
 }
+
+// campaignRetry paces campaigns after a failed one (etcd unreachable, no
+// leader): every candidate of every service fails together in an etcd
+// outage, and jitter keeps them from campaigning again in step when it ends.
+// The cap bounds how long after etcd is back a candidate is in the running
+// again: at the cap a retry comes 1.1s after a failure on average, as the
+// fixed second it replaces did.
+var campaignRetry = backoff.Policy{Min: 250 * time.Millisecond, Base: 500 * time.Millisecond, Max: 2 * time.Second}
 
 // resignTimeout bounds a Resign that Run makes on its own.
 func (c *Candidate) resignTimeout() time.Duration { return c.ttl }

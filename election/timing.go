@@ -3,6 +3,8 @@ package election
 import (
 	"fmt"
 	"time"
+
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 // The step-down rule. etcd expires a lease TTL after the last renewal its
@@ -19,9 +21,19 @@ import (
 // jitter on a loaded host are a real share of the margin.
 const minMargin = 500 * time.Millisecond
 
-// retryInterval is how soon a failed renewal is tried again.
+// retryInterval is how soon, at the latest, a failed renewal is tried again.
 func retryInterval(ttl time.Duration) time.Duration {
 	return max(ttl/10, 100*time.Millisecond)
+}
+
+// renewRetry is the pace of retries of a failed renewal: a delay drawn from
+// the second half of retryInterval, so that the holders of many services
+// whose renewals failed together (an etcd outage) do not retry in step. It
+// does not grow: the step-down instant, not the retries, ends a run of
+// failures, and every try before it is a chance to stay master.
+func renewRetry(ttl time.Duration) backoff.Policy {
+	r := retryInterval(ttl)
+	return backoff.Policy{Min: r / 2, Max: r}
 }
 
 // DefaultMargin returns the step-down margin for a lease TTL: a fifth of the
@@ -49,13 +61,13 @@ func masterUntil(sent time.Time, ttl, margin time.Duration) time.Time {
 
 // nextRenewal returns when the holder renews next: a third of the TTL after
 // the last successful renewal was sent (as etcd's own keepalive does), or, once
-// an attempt failed at failedAt, a short retry after that failure; never later
-// than the step-down instant until, so a holder that cannot reach etcd checks
-// the clock again exactly when it must step down.
-func nextRenewal(sent time.Time, ttl time.Duration, failedAt, until time.Time) time.Time {
+// an attempt failed at failedAt, retry after that failure (drawn from
+// renewRetry); never later than the step-down instant until, so a holder that
+// cannot reach etcd checks the clock again exactly when it must step down.
+func nextRenewal(sent time.Time, ttl time.Duration, failedAt time.Time, retry time.Duration, until time.Time) time.Time {
 	next := sent.Add(ttl / 3)
 	if !failedAt.IsZero() {
-		next = failedAt.Add(retryInterval(ttl))
+		next = failedAt.Add(retry)
 	}
 	if next.After(until) {
 		return until

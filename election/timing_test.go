@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 func TestDefaultMargin(t *testing.T) {
@@ -87,10 +89,30 @@ func TestStepDownTiming(t *testing.T) {
 			if !until.Before(tc.sent.Add(tc.ttl)) {
 				t.Errorf("steps down at %v, not before the earliest expiry %v", until.Sub(t0), tc.ttl)
 			}
-			next := nextRenewal(tc.sent, tc.ttl, tc.failedAt, until)
+			next := nextRenewal(tc.sent, tc.ttl, tc.failedAt, retryInterval(tc.ttl), until)
 			if d := next.Sub(tc.wantNext); d > time.Microsecond || d < -time.Microsecond {
 				t.Errorf("next renewal at %v, want %v", next.Sub(t0), tc.wantNext.Sub(t0))
 			}
 		})
+	}
+}
+
+// TestRenewRetryJitter: a failed renewal is retried within retryInterval,
+// never sooner than half of it, at moments that differ from one holder to
+// the next.
+func TestRenewRetryJitter(t *testing.T) {
+	for _, ttl := range []time.Duration{time.Second, 10 * time.Second, time.Minute} {
+		r := retryInterval(ttl)
+		seen := map[time.Duration]bool{}
+		for range 100 {
+			d := backoff.New(renewRetry(ttl)).Next()
+			if d < r/2 || d > r {
+				t.Fatalf("TTL %v: retry after %v, want within [%v, %v]", ttl, d, r/2, r)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 50 {
+			t.Errorf("TTL %v: 100 retries drew only %d distinct delays", ttl, len(seen))
+		}
 	}
 }

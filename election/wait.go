@@ -8,6 +8,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 // errWatchLost is returned by waitDelete when its watch ends for no reason
@@ -24,6 +26,10 @@ var errRecheck = errors.New("no news for a while")
 // After this long it reads the election again, through whichever member
 // answers, and watches anew.
 var recheckEvery = 5 * time.Second
+
+// watchLostRetry paces looking again after the watch on the key ahead ended
+// (no etcd leader): every waiting candidate's watch ends at once then.
+var watchLostRetry = backoff.Policy{Min: 50 * time.Millisecond, Base: 100 * time.Millisecond, Max: time.Second}
 
 // put writes the candidacy key on the lease, only if it does not exist, and
 // returns its create revision: the term it will have if it wins.
@@ -55,6 +61,7 @@ func (l *Leadership) put(ctx context.Context) (int64, error) {
 func (l *Leadership) waitTurn(ctx context.Context, term int64) error {
 	prefix := l.c.keys.Election(l.c.service) + "/"
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(term-1))
+	retry := backoff.New(watchLostRetry)
 	for {
 		gctx, cancel := context.WithTimeout(ctx, recheckEvery)
 		r, err := l.cli.Get(gctx, prefix, opts...)
@@ -67,14 +74,13 @@ func (l *Leadership) waitTurn(ctx context.Context, term int64) error {
 		}
 		err = waitDelete(ctx, l.cli, string(r.Kvs[0].Key), r.Header.Revision+1)
 		if errors.Is(err, errRecheck) {
+			retry.Reset() // the watch lasted: etcd is fine
 			continue
 		}
 		if errors.Is(err, errWatchLost) {
 			// No etcd leader or a closing client: pause, then look again.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
+			if err := retry.Wait(ctx); err != nil {
+				return err
 			}
 			continue
 		}

@@ -411,7 +411,8 @@ func TestTLS(t *testing.T) {
 // TestLeaderLoss: the member the plugin reads loses its cluster. The watch
 // requires a leader, so it ends instead of going silent; the plugin keeps
 // answering from the last state, reports etcd unreachable, and once the
-// cluster has a leader again it lists and catches up.
+// cluster has a leader again it resumes the watch where it ended (no list)
+// and catches up.
 func TestLeaderLoss(t *testing.T) {
 	rollcall.SetLoaderTiming(t, 100*time.Millisecond, 5*time.Second, 200*time.Millisecond)
 	c := testkit.StartCluster(t, 3)
@@ -423,6 +424,7 @@ func TestLeaderLoss(t *testing.T) {
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	src := source(m0.Endpoints())
 	watches := metric(t, "coredns_rollcall_watches_opened_total", map[string]string{"source": src})
+	lists := metric(t, "coredns_rollcall_lists_total", map[string]string{"source": src})
 
 	c.Members[1].Stop()
 	c.Members[2].Stop()
@@ -439,6 +441,11 @@ func TestLeaderLoss(t *testing.T) {
 	})
 	if got := metric(t, "coredns_rollcall_watches_opened_total", map[string]string{"source": src}); got <= watches {
 		t.Errorf("watches opened %v, want more than %v: the watch never ended", got, watches)
+	}
+	// Nothing was compacted: the lost watch resumes from the revision after
+	// the last one served, and the whole prefix is not read again.
+	if got := metric(t, "coredns_rollcall_lists_total", map[string]string{"source": src}); got != lists {
+		t.Errorf("lists %v, want still %v: a lost watch was resumed by listing again", got, lists)
 	}
 }
 

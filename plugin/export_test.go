@@ -6,11 +6,12 @@ import (
 )
 
 // SetLoaderTiming shortens the timing of loaders started from now on, until
-// the test and its cleanups (which stop those loaders) are done.
+// the test and its cleanups (which stop those loaders) are done. retry
+// bounds the back-off and the random delay before a re-list alike.
 func SetLoaderTiming(t testing.TB, progress, stale, retry time.Duration) {
-	p, s, r := progressEvery, staleAfter, retryMax
-	progressEvery, staleAfter, retryMax = progress, stale, retry
-	t.Cleanup(func() { progressEvery, staleAfter, retryMax = p, s, r })
+	p, s, r, j := progressEvery, staleAfter, retryMax, relistJitter
+	progressEvery, staleAfter, retryMax, relistJitter = progress, stale, retry, retry
+	t.Cleanup(func() { progressEvery, staleAfter, retryMax, relistJitter = p, s, r, j })
 }
 
 // Loaders returns how many loaders (etcd watches) the process runs.

@@ -47,14 +47,14 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "rollcall",
 		Name:      "watches_opened_total",
-		Help:      "etcd watches opened: one per list, shared by every server block with the same etcd and prefix.",
+		Help:      "etcd watches opened, shared by every server block with the same etcd and prefix: one after each list, and one each time a lost watch is resumed.",
 	}, []string{"source"})
 
 	listsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: "rollcall",
 		Name:      "lists_total",
-		Help:      "Full lists of the prefix: the first load, then one per compaction or lost watch.",
+		Help:      "Full lists of the prefix: the first load, then one per compaction that a watch fell behind.",
 	}, []string{"source"})
 
 	stateAge = promauto.NewGaugeVec(prometheus.GaugeOpts{

@@ -67,13 +67,15 @@ func TestAgentReportsDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	started := time.Now()
 	defer startAgent(t, a)()
 
-	// Five refusals: the backoff (100ms doubling) spreads them over more
-	// than 1.5s, so keepalives (TTL 3s: one a second) went through between.
+	// Five refusals, and 1.5s since the start, so that keepalives (TTL 3s:
+	// one a second) went through between them: the jittered backoff may
+	// crowd five refusals into less than half a second.
 	testkit.Eventually(t, wait, "the agent never counted five refused writes", func() bool {
 		v, _ := strconv.ParseFloat(metricValue(t, a, `rollcall_servicereg_permission_denied_total{op="write"}`), 64)
-		return v >= 5
+		return v >= 5 && time.Since(started) >= 1500*time.Millisecond
 	})
 	if v := metricValue(t, a, "rollcall_servicereg_write_denied"); v != "1" {
 		t.Errorf("rollcall_servicereg_write_denied = %q, want 1", v)

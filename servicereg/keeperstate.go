@@ -7,6 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rollcall/rollcall/internal/backoff"
 	"github.com/rollcall/rollcall/registry"
 )
 
@@ -35,7 +36,10 @@ type keeperState struct {
 	// failing: the last etcd operation failed, so an outage is on; the next
 	// success ends it.
 	failing bool
-	backoff backoff
+	// retries paces the retries of an outage (retryPolicy): built at the
+	// first failure, again when the TTL changed, and Reset by a success.
+	retries    *backoff.Backoff
+	retriesTTL time.Duration // the TTL retries was built for
 	// registered: the services the last good reconcile wrote on the current
 	// lease, so that each registration and deregistration is logged once.
 	registered map[string]bool
@@ -45,7 +49,6 @@ func newKeeperState() *keeperState {
 	return &keeperState{
 		stale:      true,
 		dirty:      true,
-		backoff:    backoff{min: 100 * time.Millisecond, max: 5 * time.Second},
 		registered: map[string]bool{},
 	}
 }
@@ -154,7 +157,9 @@ func (s *keeperState) written() writeDone {
 func (s *keeperState) succeeded() (recovered bool) {
 	recovered = s.failing
 	s.failing = false
-	s.backoff.reset()
+	if s.retries != nil {
+		s.retries.Reset()
+	}
 	return recovered
 }
 
@@ -166,8 +171,8 @@ type failure struct {
 	// warn: log it. Only the first failure of an outage is logged, and not a
 	// refusal: explain logs that one with the fix.
 	warn bool
-	// retryIn: when to try again; the next back-off step, never longer than
-	// half the lease TTL (retryDelay).
+	// retryIn: when to try again; drawn from the back-off's next window,
+	// never longer than half the lease TTL (retryPolicy).
 	retryIn time.Duration
 }
 
@@ -180,7 +185,12 @@ func (s *keeperState) failed(denied bool) failure {
 	if s.want.cfg != nil {
 		ttl = s.want.cfg.TTL
 	}
-	f.retryIn = retryDelay(s.backoff.next(), ttl)
+	if s.retries == nil || s.retriesTTL != ttl {
+		// The cap follows the TTL; a TTL changed during an outage starts
+		// the growth over, at the first window.
+		s.retries, s.retriesTTL = backoff.New(retryPolicy(ttl)), ttl
+	}
+	f.retryIn = s.retries.Next()
 	return f
 }
 

@@ -71,9 +71,18 @@ func viewOf(s *keeperState) keeperView {
 	return keeperView{next: s.next(), lease: s.lease, stale: s.stale, dirty: s.dirty, waiting: s.waiting, failing: s.failing}
 }
 
+// window is the range a failure's retryIn must lie in: the retries are
+// jittered, so a transition is judged by the window its delay is drawn from.
+type window struct{ lo, hi time.Duration }
+
+// first is the back-off's first window (retryPolicy: [Min, Base]).
+var firstWindow = window{100 * time.Millisecond, 200 * time.Millisecond}
+
 // TestKeeperStateTransitions drives the main loop's state through each
 // transition without etcd: from the state a history of events left, one
-// event, its answer and the state after it.
+// event, its answer and the state after it. A failure's retryIn is checked
+// against the window it is drawn from (retryIn), then compared as 0 with the
+// rest of the answer.
 func TestKeeperStateTransitions(t *testing.T) {
 	const lease, lease2 clientv3.LeaseID = 7, 8
 	ttl := 10 * time.Second
@@ -89,6 +98,7 @@ func TestKeeperStateTransitions(t *testing.T) {
 		history []keeperEvent
 		event   keeperEvent // nil: only look at the state
 		answer  any
+		retryIn window // for an answer that is a failure
 		want    keeperView
 	}{
 		{name: "start: nothing to do before a desired state",
@@ -123,13 +133,13 @@ func TestKeeperStateTransitions(t *testing.T) {
 			history: append(slices.Clone(running), inputsEv),
 			event:   unavailableEv,
 			want:    keeperView{next: stepReconcile, lease: lease, dirty: true}},
-		{name: "grant failed: probe, warn, retry after the first back-off step",
+		{name: "grant failed: probe, warn, retry within the first back-off window",
 			history: []keeperEvent{desiredEv(demo)},
-			event:   failedEv(false), answer: failure{first: true, warn: true, retryIn: 100 * time.Millisecond},
+			event:   failedEv(false), answer: failure{first: true, warn: true}, retryIn: firstWindow,
 			want: keeperView{next: stepWait, dirty: true, waiting: true, failing: true}},
-		{name: "grant failed again: no probe, no warning, a longer back-off",
+		{name: "grant failed again: no probe, no warning, a wider back-off window",
 			history: []keeperEvent{desiredEv(demo), failedEv(false), retryDueEv},
-			event:   failedEv(false), answer: failure{retryIn: 200 * time.Millisecond},
+			event:   failedEv(false), answer: failure{}, retryIn: window{100 * time.Millisecond, 400 * time.Millisecond},
 			want: keeperView{next: stepWait, dirty: true, waiting: true, failing: true}},
 		{name: "inputs changed during a retry wait: etcd is not asked before it",
 			history: outage,
@@ -143,17 +153,17 @@ func TestKeeperStateTransitions(t *testing.T) {
 			history: append(slices.Clone(outage), retryDueEv),
 			event:   grantedEv(lease), answer: true,
 			want: keeperView{next: stepReconcile, lease: lease, dirty: true}},
-		{name: "recovered: the next outage starts at the first back-off step",
+		{name: "recovered: the next outage starts at the first back-off window",
 			history: append(slices.Clone(outage), retryDueEv, grantedEv(lease)),
-			event:   failedEv(false), answer: failure{first: true, warn: true, retryIn: 100 * time.Millisecond},
+			event:   failedEv(false), answer: failure{first: true, warn: true}, retryIn: firstWindow,
 			want: keeperView{next: stepWait, lease: lease, dirty: true, waiting: true, failing: true}},
 		{name: "write failed: keep the lease, wait for the retry",
 			history: append(slices.Clone(running), inputsEv, desiredEv(demo)),
-			event:   failedEv(false), answer: failure{first: true, warn: true, retryIn: 100 * time.Millisecond},
+			event:   failedEv(false), answer: failure{first: true, warn: true}, retryIn: firstWindow,
 			want: keeperView{next: stepWait, lease: lease, dirty: true, waiting: true, failing: true}},
 		{name: "write refused: no warning, explain logs the refusal with the fix",
 			history: append(slices.Clone(running), inputsEv, desiredEv(demo)),
-			event:   failedEv(true), answer: failure{first: true, retryIn: 100 * time.Millisecond},
+			event:   failedEv(true), answer: failure{first: true}, retryIn: firstWindow,
 			want: keeperView{next: stepWait, lease: lease, dirty: true, waiting: true, failing: true}},
 		{name: "retry due with a lease: write again",
 			history: writeFailing,
@@ -163,13 +173,13 @@ func TestKeeperStateTransitions(t *testing.T) {
 			history: append(slices.Clone(writeFailing), retryDueEv),
 			event:   writtenEv, answer: writeDone{recovered: true, present: 1},
 			want: keeperView{next: stepWait, lease: lease}},
-		{name: "back-off grows to its maximum under a long TTL",
+		{name: "back-off window grows to its maximum under a long TTL",
 			history: append([]keeperEvent{desiredEv(wantOf(20 * time.Second))}, repeat(7, failedEv(false))...),
-			event:   failedEv(false), answer: failure{retryIn: 5 * time.Second},
+			event:   failedEv(false), answer: failure{}, retryIn: window{100 * time.Millisecond, 5 * time.Second},
 			want: keeperView{next: stepWait, dirty: true, waiting: true, failing: true}},
-		{name: "back-off capped at half a short TTL",
+		{name: "back-off window capped at half a short TTL",
 			history: append([]keeperEvent{desiredEv(wantOf(2 * time.Second))}, repeat(7, failedEv(false))...),
-			event:   failedEv(false), answer: failure{retryIn: time.Second},
+			event:   failedEv(false), answer: failure{}, retryIn: window{100 * time.Millisecond, time.Second},
 			want: keeperView{next: stepWait, dirty: true, waiting: true, failing: true}},
 		{name: "lease lost: grant a new one at once",
 			history: running,
@@ -209,6 +219,16 @@ func TestKeeperStateTransitions(t *testing.T) {
 			var answer any
 			if tt.event != nil {
 				answer = tt.event(s)
+			}
+			if f, ok := answer.(failure); ok {
+				if tt.retryIn == (window{}) {
+					t.Fatalf("the answer is a failure, but the test gives no window for its retryIn")
+				}
+				if f.retryIn < tt.retryIn.lo || f.retryIn > tt.retryIn.hi {
+					t.Errorf("retryIn %v, want within [%v, %v]", f.retryIn, tt.retryIn.lo, tt.retryIn.hi)
+				}
+				f.retryIn = 0
+				answer = f
 			}
 			if !reflect.DeepEqual(answer, tt.answer) {
 				t.Errorf("answer %#v, want %#v", answer, tt.answer)

@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rollcall/rollcall/election"
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 // Master elections (docs/DESIGN.md, "Elections and terms"; keys
@@ -142,7 +143,7 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 			return
 		}
 		h.a.refused.deniedTotal.WithLabelValues("campaign").Inc()
-		if !denied { // once per candidacy: it retries every second
+		if !denied { // once per candidacy: Run retries it again and again
 			denied = true
 			log.Error("etcd refused the master campaign: permission denied; this host cannot become master until that is fixed, retrying",
 				"key", cfg.Keys().Election(svc.Name)+"/", "fix", deniedFix(cfg.Keys(), cfg.Host, cfg.Keys().Election(svc.Name)+"/", cfg.Etcd.Cert), "err", err)
@@ -184,7 +185,9 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 		log.Info("master: this host is standby", "term", l.Term(), "reason", reason)
 		q.push(hookRun{master: false, term: l.Term()})
 	}
+	retry := backoff.New(recampaignRetry)
 	for again := false; ; again = true {
+		started := time.Now()
 		err = cand.Run(cctx, lease, lead)
 		if !errors.Is(err, election.ErrLeaseGone) || cctx.Err() != nil {
 			break
@@ -197,9 +200,14 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 		if !again {
 			log.Info("master campaign: the election saw the lease gone; campaigning again until the agent confirms", "err", err)
 		}
-		select {
-		case <-cctx.Done():
-		case <-time.After(time.Second):
+		if time.Since(started) > recampaignRetry.Max {
+			// That campaign stood a while, so the lease lived: this is a
+			// new false alarm, not the next of a run of them.
+			retry.Reset()
+		}
+		if werr := retry.Wait(cctx); werr != nil {
+			err = werr // the candidacy was ended meanwhile: nothing to report
+			break
 		}
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -218,6 +226,7 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 // the agent stops, revoking the lease deletes it instead.
 func (h *masterHook) withdraw(ctx context.Context, election string, lease clientv3.LeaseID, log *slog.Logger) {
 	key := fmt.Sprintf("%s/%x", election, int64(lease))
+	retry := backoff.New(withdrawRetry)
 	for i := 0; ctx.Err() == nil; i++ {
 		dctx, cancel := context.WithTimeout(ctx, etcdOpTimeout)
 		_, err := h.a.cli.Delete(dctx, key)
@@ -234,15 +243,30 @@ func (h *masterHook) withdraw(ctx context.Context, election string, lease client
 		if i == 0 {
 			log.Warn("candidacy key left behind; deleting it until that works", "key", key, "err", err)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(withdrawRetry):
+		if retry.Wait(ctx) != nil {
+			return
 		}
 	}
 }
 
-// withdrawRetry is the pause between tries of withdraw.
-const withdrawRetry = 500 * time.Millisecond
+// recampaignRetry paces the campaigns a candidacy makes again after the
+// election saw its lease gone (campaign): as election.Candidate.Run paces
+// its own retries of a failed campaign, so that a candidacy is in the
+// running again at the same pace whatever stopped it. A false alarm comes
+// from etcd trouble that every agent on the cluster sees at once: jitter
+// keeps their candidacies from campaigning again in step. The window starts
+// at [250ms, 500ms] and doubles to [250ms, 2s]: a retry then comes 1.1s
+// after the last on average, as the fixed second it replaces did, and a host
+// is out of line for at most 2s per false alarm.
+var recampaignRetry = backoff.Policy{Min: 250 * time.Millisecond, Base: 500 * time.Millisecond, Max: 2 * time.Second}
+
+// withdrawRetry paces withdraw's tries. The key left behind keeps this host
+// master, or in line, for a service it no longer runs, and holds up the
+// service's next candidacy: the tries stay frequent, the window going from
+// [250ms, 500ms] to [250ms, 1s] (625ms on average, near the fixed 500ms it
+// replaces). Jitter spreads the agents whose resignations failed together in
+// one etcd outage.
+var withdrawRetry = backoff.Policy{Min: 250 * time.Millisecond, Base: 500 * time.Millisecond, Max: time.Second}
 
 // hookRun is one on_master (master) or on_standby run for a term.
 type hookRun struct {

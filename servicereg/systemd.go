@@ -13,6 +13,8 @@ import (
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+
+	"github.com/rollcall/rollcall/internal/backoff"
 )
 
 // unitWatcher follows the configured units through systemd's D-Bus API. Signals
@@ -58,7 +60,7 @@ func (w *unitWatcher) watched() []string {
 // run keeps a connection to systemd until ctx ends, reconnecting with backoff
 // when systemd restarts or the connection breaks.
 func (w *unitWatcher) run(ctx context.Context) {
-	bo := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
+	retry := backoff.New(systemdRetry)
 	var lastErr string
 	for ctx.Err() == nil {
 		err := w.session(ctx)
@@ -66,24 +68,30 @@ func (w *unitWatcher) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if msg := err.Error(); err != errSessionWasUp && msg != lastErr {
+		if err == errSessionWasUp {
+			retry.Reset()
+			lastErr = ""
+		} else if msg := err.Error(); msg != lastErr {
 			w.log.Warn("systemd unreachable; retrying with backoff", "systemd", w.mode, "err", err)
 			lastErr = msg
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx) != nil {
 			return
-		case <-time.After(bo.next()):
-		}
-		if err == errSessionWasUp {
-			bo.reset()
-			lastErr = ""
 		}
 	}
 }
 
+// systemdRetry paces the reconnections to systemd. The manager is back
+// within a moment of a daemon-reexec or restart, so the first try comes
+// within 200ms (at least 100ms); a manager that stays away (the user
+// manager of a user logged out) is asked less and less often, the window
+// doubling to [100ms, 10s]. Jitter is for the fleet: one systemd upgrade
+// re-executes every host's manager at about the same moment, and their
+// agents need not all reconnect, and then write to etcd, at the same one.
+var systemdRetry = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: 10 * time.Second}
+
 // errSessionWasUp marks the end of a session that had connected, so the next
-// connection is tried at once.
+// connection is tried soon, at the first step of the back-off.
 var errSessionWasUp = errors.New("systemd connection lost")
 
 // connectTimeout bounds connecting, subscribing and the first read: D-Bus
@@ -259,22 +267,3 @@ func dialPrivate(ctx context.Context, sock string) (*dbus.Conn, error) {
 	}
 	return conn, nil
 }
-
-// backoff doubles a wait from min up to max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur *= 2
-		if b.cur > b.max {
-			b.cur = b.max
-		}
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }

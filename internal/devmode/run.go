@@ -18,11 +18,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
-	// rollcall's CoreDNS build: the plugins and their order, as bin/coredns.
-	_ "github.com/rollcall/rollcall/internal/corednsbuild"
+	"github.com/rollcall/rollcall/internal/backoff"
 	"github.com/rollcall/rollcall/internal/etcdconn"
 	"github.com/rollcall/rollcall/registry"
 	"github.com/rollcall/rollcall/servicereg"
+
+	// rollcall's CoreDNS build: the plugins and their order, as bin/coredns.
+	_ "github.com/rollcall/rollcall/internal/corednsbuild"
 )
 
 // Bounds on start-up and shutdown steps: a step that takes longer is stuck,
@@ -286,6 +288,7 @@ func checkDNS(ctx context.Context, c Config) error {
 	ctx, cancel := context.WithTimeout(ctx, dnsCheckTimeout)
 	defer cancel()
 	cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	retry := backoff.New(dnsCheckRetry)
 	var last error
 	for {
 		m := new(dns.Msg)
@@ -299,10 +302,12 @@ func checkDNS(ctx context.Context, c Config) error {
 		default:
 			last = fmt.Errorf("%s: %s with %d answers", name, dns.RcodeToString[r.Rcode], len(r.Answer))
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx) != nil {
 			return last
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
+
+// dnsCheckRetry paces checkDNS's questions: the server answers within a
+// second or two of starting, so the cap stays short.
+var dnsCheckRetry = backoff.Policy{Min: 50 * time.Millisecond, Base: 100 * time.Millisecond, Max: 500 * time.Millisecond}

@@ -26,6 +26,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rollcall/rollcall/election"
+	"github.com/rollcall/rollcall/internal/backoff"
 	"github.com/rollcall/rollcall/internal/etcdconn"
 	"github.com/rollcall/rollcall/registry"
 )
@@ -255,6 +256,7 @@ func (r *runner) run(ctx context.Context) int {
 func (r *runner) campaign(ctx context.Context, c *election.Candidate) (*election.Leadership, bool) {
 	r.printf("campaigning for master of %s as %s", r.o.service, r.o.host)
 	last := ""
+	retry := backoff.New(campaignRetry)
 	for {
 		l, err := c.Campaign(ctx, clientv3.NoLease)
 		if err == nil {
@@ -268,14 +270,18 @@ func (r *runner) campaign(ctx context.Context, c *election.Candidate) (*election
 			r.printf("%v; retrying", err)
 			last = msg
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Wait(ctx) != nil {
 			r.printf("stopped before becoming master of %s", r.o.service)
 			return nil, false
-		case <-time.After(time.Second):
 		}
 	}
 }
+
+// campaignRetry paces campaigns after a failed one (etcd unreachable, no
+// leader). Jitter keeps the `rollcall elect` of many hosts, which all fail
+// in the same etcd outage, from campaigning again in step; at the cap a
+// retry comes about a second after a failure, as before.
+var campaignRetry = backoff.Policy{Min: 250 * time.Millisecond, Base: 500 * time.Millisecond, Max: 2 * time.Second}
 
 // lead runs CMD while l holds and returns the exit code.
 func (r *runner) lead(ctx context.Context, l *election.Leadership) int {
