@@ -20,7 +20,7 @@ func TestSmoke(t *testing.T) {
 	coredns := testkit.Binary(t, "coredns")
 	servicereg := testkit.Binary(t, "servicereg")
 	cfg, err := parseFlags([]string{"-quick", "-bin", filepath.Dir(coredns), "-out", "",
-		"-parts", "throughput,scale,propagation,agent,etcdload", "-load-interval", "1s"})
+		"-parts", "throughput,deployed,scale,propagation,agent,etcdload", "-load-interval", "1s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +55,13 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	var thr *Section
+	var thr, dep *Section
 	for _, sec := range rep.Sections {
-		if strings.HasPrefix(sec.Title, "Throughput") {
+		switch {
+		case strings.HasPrefix(sec.Title, "Throughput"):
 			thr = sec
+		case strings.HasPrefix(sec.Title, "As deployed"):
+			dep = sec
 		}
 	}
 	switch {
@@ -66,6 +69,12 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("no throughput section:\n%s", out)
 	case len(thr.Rows) != 4:
 		t.Errorf("throughput rows: got %d, want rollcall, etcd, file, whoami:\n%s", len(thr.Rows), out)
+	}
+	switch {
+	case dep == nil:
+		t.Errorf("no as-deployed section:\n%s", out)
+	case len(dep.Rows) != 4*len(deployments):
+		t.Errorf("as-deployed rows: got %d, want the 4 contenders in each of %d deployments:\n%s", len(dep.Rows), len(deployments), out)
 	}
 	if t.Failed() {
 		t.Logf("report:\n%s", out)

@@ -85,10 +85,10 @@ func profileBreakdown(ctx context.Context, cfg Config, env *Env, servers []*Serv
 			return fmt.Sprintf("%.2f µs (%.0f%%)", share*float64(cpq)/float64(time.Microsecond), share*100)
 		}
 		usf := func(share float64) float64 { return share * float64(cpq) / float64(time.Microsecond) }
-		cost[s.Name] = [5]float64{usf(1), usf(max(p.handler-p.write, 0)), usf(p.write), usf(p.read), usf(p.gc)}
+		cost[contenderOf(s.Name)] = [5]float64{usf(1), usf(max(p.handler-p.write, 0)), usf(p.write), usf(p.read), usf(p.gc)}
 		sec.Row(s.Name, fmt.Sprintf("%.2f µs", float64(cpq)/float64(time.Microsecond)),
 			us(max(p.handler-p.write, 0)), us(p.write), us(p.pack), us(p.sendmsg), us(p.read), us(p.gc))
-		if s.Name == "rollcall" {
+		if contenderOf(s.Name) == "rollcall" {
 			top, err := pprofTop(ctx, cfg, prof)
 			if err == nil {
 				sec.Code = top
@@ -114,4 +114,11 @@ func profileBreakdown(ctx context.Context, cfg Config, env *Env, servers []*Serv
 		"miekg/dns's response.Write (sendmsg); \"read query\" is miekg/dns's readUDP (recvmsg); "+
 		"GC is runtime.gcBgMarkWorker. Below: rollcall's profile, `go tool pprof -top`.", cfg.ProfileFor))
 	return sec
+}
+
+// contenderOf is the contender a server runs: its name up to a dash
+// ("rollcall-epl" is rollcall behind the "epl" deployment).
+func contenderOf(server string) string {
+	name, _, _ := strings.Cut(server, "-")
+	return name
 }

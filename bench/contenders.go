@@ -12,6 +12,9 @@ type Contender struct {
 	Plugin   string // the plugin that must be compiled in
 	Corefile func(p serverPorts) string
 	Check    Checker
+	// DiscardStdout sends CoreDNS's standard output (the log plugin's
+	// lines) to /dev/null.
+	DiscardStdout bool
 }
 
 // rollcallContender serves the registry under prefix with views on: the

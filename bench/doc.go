@@ -20,6 +20,7 @@
 //	load.go         running dnsperf with the query mix and reading its results
 //	throughput.go   the throughput part: alternating rounds, paired ratios, targets
 //	shapes.go       throughput by name shape, rollcall beside whoami
+//	deployed.go     throughput as deployed: errors, prometheus, log, multisocket in front
 //	breakdown.go    where a query's CPU time goes, from CPU profiles under load
 //	scale.go        the big data set: first sync, memory, throughput beside the small one
 //	propagation.go  etcd write -> DNS answer, and systemctl start/stop -> DNS with an agent

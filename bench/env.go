@@ -111,7 +111,7 @@ func (e *Env) ports() serverPorts {
 // server stops when tb's cleanup runs.
 func (e *Env) Start(ctx context.Context, tb *benchTB, c Contender) (*Server, error) {
 	p := e.ports()
-	s, err := StartServer(c.Name, e.cfg.Bin, e.Dir, c.Corefile(p), p, e.cfg.Pin)
+	s, err := startServer(c.Name, e.cfg.Bin, e.Dir, c.Corefile(p), p, e.cfg.Pin, c.DiscardStdout)
 	if err != nil {
 		return nil, err
 	}

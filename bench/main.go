@@ -60,7 +60,7 @@ func (c Config) Servicereg() string {
 const historyFile = "bench/HISTORY.md"
 
 // allParts are the parts in the order they run.
-var allParts = []string{"throughput", "scale", "propagation", "agent", "failover", "etcdload"}
+var allParts = []string{"throughput", "deployed", "scale", "propagation", "agent", "failover", "etcdload"}
 
 func parseFlags(args []string) (Config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -259,6 +259,7 @@ type partFunc func(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sec
 
 var partFuncs = map[string]partFunc{
 	"throughput":  partThroughput,
+	"deployed":    partDeployed,
 	"scale":       partScale,
 	"propagation": partPropagation,
 	"agent":       partAgent,
@@ -268,6 +269,7 @@ var partFuncs = map[string]partFunc{
 
 var partTitles = map[string]string{
 	"throughput":  "Throughput and latency",
+	"deployed":    "As deployed",
 	"scale":       "Scale",
 	"propagation": "Propagation: etcd write to DNS answer",
 	"agent":       "Propagation: unit start to DNS answer (real agent)",

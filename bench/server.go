@@ -61,11 +61,24 @@ func corefileHead(p serverPorts) string {
 
 // StartServer starts bin/coredns with corefile in dir, pinned per pin.
 func StartServer(name, bin, dir, corefile string, p serverPorts, pin Pinning) (*Server, error) {
+	return startServer(name, bin, dir, corefile, p, pin, false)
+}
+
+// startServer is StartServer; with discardStdout, CoreDNS's standard output
+// goes to /dev/null: the log plugin writes a line there per query, which
+// would fill the process's output buffer. Its standard error, where CoreDNS
+// says why it cannot start, is kept.
+func startServer(name, bin, dir, corefile string, p serverPorts, pin Pinning, discardStdout bool) (*Server, error) {
 	conf := filepath.Join(dir, name+".Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return nil, fmt.Errorf("write Corefile of %s: %w", name, err)
 	}
 	argv := pin.wrap(pin.ServerCPU, []string{filepath.Join(bin, "coredns"), "-conf", conf, "-quiet"})
+	if discardStdout {
+		// sh and taskset exec what follows them: the process id stays
+		// CoreDNS's, whose CPU time the parts read.
+		argv = append([]string{"sh", "-c", `exec "$@" >/dev/null`, "coredns"}, argv...)
+	}
 	s := &Server{
 		Name:      name,
 		Addr:      "127.0.0.1:" + strconv.Itoa(p.DNS),

@@ -15,6 +15,7 @@
 //	view.go      networks and views: which addresses a client gets (pure functions)
 //	answer.go    each name kind's records for the asked type, rotated, as far as they fit
 //	wire.go      packing records straight into DNS wire format, names compressed
+//	recorders.go the packed reply through the recorders of prometheus and log: what each would note
 //	loader.go    the etcd side: a regwatch.Watcher (list, watch, resume, re-list) decoded into the state, shared per etcd and prefix
 //	state.go     the decoded registry: every key validated, bad ones skipped with a reason
 //	setup.go     the Corefile block (parse), start-up and shutdown, the cache refusal

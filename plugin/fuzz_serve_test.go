@@ -2,17 +2,23 @@ package rollcall_test
 
 // Issue #7, fuzzing through the plugin: whole DNS packets and query names go
 // through the handler of every fixture block, as CoreDNS would pass them
-// (wrapped in its ScrubWriter) and bare. Whatever comes in, the handler must
-// not panic and must either pass the query on, leave a SERVFAIL-like rcode
-// for CoreDNS to write, or write exactly one well-formed reply.
+// (wrapped in its ScrubWriter, and behind prometheus, errors and log) and
+// bare. Whatever comes in, the handler must not panic and must either pass
+// the query on, leave a SERVFAIL-like rcode for CoreDNS to write, or write
+// exactly one well-formed reply; a reply that went out packed past the
+// recorders must have left them what a dns.Msg of it would have.
 
 import (
 	"context"
 	"net"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
@@ -28,6 +34,7 @@ type fuzzWriter struct {
 	writes [][]byte
 	errs   []error
 	next   bool // the query went to the next plugin
+	packed bool // a reply came through Write
 }
 
 func (w *fuzzWriter) LocalAddr() net.Addr {
@@ -49,6 +56,7 @@ func (w *fuzzWriter) WriteMsg(m *dns.Msg) error {
 }
 
 func (w *fuzzWriter) Write(b []byte) (int, error) {
+	w.packed = true
 	w.writes = append(w.writes, append([]byte(nil), b...))
 	return len(b), nil
 }
@@ -172,17 +180,28 @@ func FuzzServeDNS(f *testing.F) {
 		ctx := context.WithValue(context.Background(), fuzzKey{}, w)
 		for _, r := range reqs {
 			for _, h := range hs {
-				for _, scrub := range []bool{true, false} {
+				for _, how := range []string{"scrub", "bare", "recorded"} {
 					w.reset(remote)
 					// The handler must not depend on the request staying
 					// as it was; give each run its own copy.
 					req := r.Copy()
-					var rw dns.ResponseWriter = w
-					if scrub {
+					var (
+						rw  dns.ResponseWriter = w
+						mr  *metrics.Recorder
+						lr  *dnstest.Recorder
+						via = how != "bare"
+					)
+					switch how {
+					case "scrub":
 						rw = request.NewScrubWriter(req, w)
+					case "recorded":
+						rw, mr, lr = rollcall.DeployedWriters(request.NewScrubWriter(req, w), true)
 					}
 					rcode, err := h.h.ServeDNS(ctx, rw, req)
-					checkServed(t, h, good, r, w, scrub, rcode, err)
+					checkServed(t, h, good, r, w, via, rcode, err)
+					if mr != nil && w.packed {
+						checkRecorded(t, w.writes[0], mr, lr, r)
+					}
 				}
 			}
 		}
@@ -195,7 +214,7 @@ func checkServed(t *testing.T, h fuzzHandler, good map[string]bool, r *dns.Msg, 
 	where := func() string {
 		how := "bare writer"
 		if scrub {
-			how = "ScrubWriter"
+			how = "ScrubWriter (or recorders on it)"
 		}
 		return h.name + ", " + how + ", from " + w.String() + ", query:\n" + r.String()
 	}
@@ -287,6 +306,34 @@ func checkServed(t *testing.T, h fuzzHandler, good map[string]bool, r *dns.Msg, 
 				t.Fatalf("record %s: not an address of a good fixture record (%s)", rr, where())
 			}
 		}
+	}
+}
+
+// checkRecorded checks what a packed reply b to r left the recorders of
+// prometheus (mr) and log (lr): what they would have noted of it as a
+// dns.Msg, which is b unpacked, measured without the OPT record CoreDNS
+// adds to a dns.Msg (unless it carries the client subnet echo, which the
+// plugin's own dns.Msg has).
+func checkRecorded(t *testing.T, b []byte, mr *metrics.Recorder, lr *dnstest.Recorder, r *dns.Msg) {
+	t.Helper()
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("reply does not unpack: %v", err)
+	}
+	asMsg := m.Copy()
+	if o := asMsg.IsEdns0(); o != nil && !slices.ContainsFunc(o.Option, func(e dns.EDNS0) bool { return e.Option() == dns.EDNS0SUBNET }) {
+		asMsg.Extra = asMsg.Extra[:len(asMsg.Extra)-1]
+	}
+	size := asMsg.Len()
+	if mr.Rcode != m.Rcode || mr.Len != size || mr.Plugin != "errors" || lr.Rcode != m.Rcode || lr.Len != size {
+		t.Fatalf("prometheus noted rcode %d size %d plugin %q, log rcode %d size %d; the reply has rcode %d, size %d as a dns.Msg; query:\n%v\nreply:\n%v",
+			mr.Rcode, mr.Len, mr.Plugin, lr.Rcode, lr.Len, m.Rcode, size, r, m)
+	}
+	if !reflect.DeepEqual(lr.Msg, m) {
+		t.Fatalf("log's message\n%v\nis not the reply\n%v", lr.Msg, m)
+	}
+	if mr.Msg == nil || mr.Msg.MsgHdr != m.MsgHdr {
+		t.Fatalf("prometheus's message %v, want the reply's header %v", mr.Msg, m.MsgHdr)
 	}
 }
 

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 
 	"github.com/coredns/coredns/plugin"
-	"github.com/coredns/coredns/plugin/pkg/edns"
-	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 )
 
@@ -94,9 +92,10 @@ func (rc *Rollcall) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	return rc.respond(w, r, opt, zone, &f, view, ecs)
 }
 
-// respond packs the answer to r and writes it: as packed when the writer
-// is CoreDNS's own (no plugin before this one wraps it), else unpacked into
-// a dns.Msg so that wrapping plugins (log, metrics, rewrite...) see it.
+// respond packs the answer to r and writes it: as packed when the writers
+// between this plugin and the connection are CoreDNS's own and the
+// recorders of prometheus and log (recorders.go), else unpacked into a
+// dns.Msg so that other wrapping plugins (rewrite, cache...) see it.
 // opt is the request's OPT record, or nil.
 func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone int, f *found, view viewSet, ecs *dns.EDNS0_SUBNET) (int, error) {
 	q := r.Question[0]
@@ -120,16 +119,41 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 		p.svcAt = wb.suffix(1 + len(f.svc) + len(zw))
 	}
 	p.answer(f)
+	var size int
+	if raw.recorded {
+		// What the recorders would count through WriteMsg: the reply as
+		// handed on, a dns.Msg not compressed, without the OPT record
+		// CoreDNS adds (unless it carries the client subnet echo).
+		var ok bool
+		if size, ok = msgLen(wb.b); !ok {
+			raw = rawPath{}
+		} else if opt != nil && ecs != nil {
+			size += optLen + ecsLen(ecs)
+		}
+	}
 	// Packed as is, the reply carries its OPT record; handed on as a
 	// dns.Msg, CoreDNS adds the request's, with the options it copies,
 	// unless the reply has one: only for the client subnet echo.
-	if opt != nil && (raw != nil || ecs != nil) {
+	if opt != nil && (raw.out != nil || ecs != nil) {
 		wb.opt(opt, ecs)
 	}
 	wb.finish()
-	if raw != nil {
-		if _, err := raw.Write(wb.b); err != nil {
-			return dns.RcodeServerFailure, fmt.Errorf("write answer to %v: %w", w.RemoteAddr(), err)
+	if raw.out != nil {
+		if raw.recorded {
+			if err := record(w, raw.fullMsg, wb.b, q, size); err != nil {
+				// A bug here, never the client's doing: say what was asked.
+				return dns.RcodeServerFailure, fmt.Errorf("unpack own answer to %s %s: %w", q.Name, dns.Type(q.Qtype), err)
+			}
+		}
+		if _, err := raw.out.Write(wb.b); err != nil {
+			err = fmt.Errorf("write answer to %v: %w", w.RemoteAddr(), err)
+			if raw.recorded {
+				// The recorders hold the answer, as WriteMsg leaves them
+				// whether or not the write fails; a failure rcode would
+				// have prometheus count SERVFAIL instead.
+				return dns.RcodeSuccess, err
+			}
+			return dns.RcodeServerFailure, err
 		}
 		return dns.RcodeSuccess, nil
 	}
@@ -140,25 +164,6 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 	}
 	w.WriteMsg(m)
 	return dns.RcodeSuccess, nil
-}
-
-// rawWriter returns the connection's writer when packed bytes may go to it
-// as they are: the writer is CoreDNS's ScrubWriter itself (so no plugin
-// wraps it to see the dns.Msg), the query has no TSIG, and CoreDNS would
-// copy no EDNS0 option of the request (opt, or nil) into the reply.
-func rawWriter(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) dns.ResponseWriter {
-	sw, ok := w.(*request.ScrubWriter)
-	if !ok || r.IsTsig() != nil {
-		return nil
-	}
-	if opt != nil {
-		for _, o := range opt.Option {
-			if edns.SupportedOption(o.Option()) {
-				return nil
-			}
-		}
-	}
-	return sw.ResponseWriter
 }
 
 // sizeLimit is the largest reply the client takes: over UDP its EDNS0

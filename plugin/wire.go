@@ -8,8 +8,9 @@ package rollcall
 // records, and miekg/dns measuring and packing every owner name again.
 //
 // The same bytes serve both ways out (see respond in rollcall.go): written
-// as they are when nothing between CoreDNS and the plugin wraps the
-// response writer, else unpacked into a dns.Msg for the wrapping plugins.
+// as they are when the writers between CoreDNS and the plugin only record
+// what passes (recorders.go: prometheus, log), else unpacked into a dns.Msg
+// for the wrapping plugins.
 
 import (
 	"encoding/binary"

@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/pkg/edns"
 	"github.com/coredns/coredns/plugin/test"
@@ -85,7 +86,7 @@ func TestPackedOnlyWhenNothingWraps(t *testing.T) {
 	tests := []struct {
 		name       string
 		query      func() *dns.Msg
-		wrapped    bool // a plugin before this one wraps the writer
+		wrap       func(dns.ResponseWriter) dns.ResponseWriter // what plugins before this one do to the writer
 		wantPacked bool
 	}{
 		{name: "plain query", query: query("web."+zInfra, nil), wantPacked: true},
@@ -99,15 +100,23 @@ func TestPackedOnlyWhenNothingWraps(t *testing.T) {
 			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: supported, Data: []byte{1}})
 		}), wantPacked: false},
 		{name: "TSIG", query: query("web."+zInfra, func(m *dns.Msg) { m.SetTsig("key.", dns.HmacSHA256, 300, 0) }), wantPacked: false},
-		{name: "wrapped by a plugin", query: query("web."+zInfra, nil), wrapped: true, wantPacked: false},
+		{name: "recorded by log", query: query("web."+zInfra, nil), wrap: func(w dns.ResponseWriter) dns.ResponseWriter {
+			return passedTo("rollcall", dnstest.NewRecorder(passedTo("log", w)))
+		}, wantPacked: true},
+		{name: "recorded by prometheus", query: query("web."+zInfra, nil), wrap: func(w dns.ResponseWriter) dns.ResponseWriter {
+			return passedTo("rollcall", passedTo("errors", metrics.NewRecorder(w)))
+		}, wantPacked: true},
+		{name: "wrapped by a plugin it does not know", query: query("web."+zInfra, nil), wrap: func(w dns.ResponseWriter) dns.ResponseWriter {
+			return passedTo("rollcall", otherWriter{passedTo("other", metrics.NewRecorder(w))})
+		}, wantPacked: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tt.query()
 			cw := &captureWriter{ResponseWriter: test.ResponseWriter{RemoteIP: fromPublic}}
 			var w dns.ResponseWriter = request.NewScrubWriter(r, cw)
-			if tt.wrapped {
-				w = dnstest.NewRecorder(w)
+			if tt.wrap != nil {
+				w = tt.wrap(w)
 			}
 			if _, err := h.ServeDNS(context.Background(), w, r); err != nil {
 				t.Fatalf("ServeDNS: %v", err)

@@ -30,6 +30,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/metadata"
 	_ "github.com/coredns/coredns/plugin/metrics"
 	_ "github.com/coredns/coredns/plugin/minimal"
+	_ "github.com/coredns/coredns/plugin/multisocket"
 	_ "github.com/coredns/coredns/plugin/nsid"
 	_ "github.com/coredns/coredns/plugin/pprof"
 	_ "github.com/coredns/coredns/plugin/ready"
@@ -50,7 +51,7 @@ import (
 // and before the plugins that answer from other sources. file, etcd and
 // whoami are compiled in as the benchmarks' yardsticks.
 var Directives = []string{
-	"root", "metadata", "cancel", "timeouts", "reload", "nsid", "bufsize",
+	"root", "metadata", "cancel", "timeouts", "multisocket", "reload", "nsid", "bufsize",
 	"bind", "debug", "ready", "health", "pprof", "prometheus", "errors", "log",
 	"any", "chaos", "loadbalance", "rewrite", "acl", "cache", "header",
 	"minimal", "template", "transfer", "rollcall",
