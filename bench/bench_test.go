@@ -256,7 +256,7 @@ func TestParseStatCPU(t *testing.T) {
 func TestParsePprofCum(t *testing.T) {
 	out := `Showing nodes accounting for 2.87s, 73.03% of 3.93s total
       flat  flat%   sum%        cum   cum%
-     0.02s  0.51%  1.53%      2.39s 60.81%  github.com/rollcall/rollcall/plugin.(*Rollcall).ServeDNS
+     0.02s  0.51%  1.53%      2.39s 60.81%  github.com/rollcall/rollcall/plugin/rollcall.(*Rollcall).ServeDNS
      0.01s  0.25%  1.78%      1.85s 47.07%  github.com/coredns/coredns/request.(*ScrubWriter).WriteMsg
          0     0% 40.46%      1.10s 27.99%  syscall.sendmsg
          0     0% 40.71%      0.51s 12.98%  github.com/miekg/dns.(*Server).readUDP
@@ -287,7 +287,7 @@ func TestParsePprofCum(t *testing.T) {
 		"github.com/coredns/coredns/plugin/whoami.Whoami.ServeDNS",
 		"github.com/coredns/coredns/plugin/file.File.ServeDNS",
 		"github.com/coredns/coredns/plugin/etcd.(*Etcd).ServeDNS",
-		"github.com/rollcall/rollcall/plugin.(*Rollcall).ServeDNS",
+		"github.com/rollcall/rollcall/plugin/rollcall.(*Rollcall).ServeDNS",
 	} {
 		if !handlerFrame.MatchString(name) {
 			t.Errorf("handlerFrame does not match %s", name)

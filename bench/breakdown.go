@@ -19,7 +19,7 @@ import (
 
 // handlerFrame matches the contender's ServeDNS: the first plugin in the
 // chain that answers (rollcall, whoami, file, etcd).
-var handlerFrame = regexp.MustCompile(`(^github\.com/rollcall/rollcall/plugin|/plugin/(whoami|file|etcd))\.\(?\*?[A-Za-z]+\)?\.ServeDNS$`)
+var handlerFrame = regexp.MustCompile(`(^github\.com/rollcall/rollcall/plugin/rollcall|/plugin/(whoami|file|etcd))\.\(?\*?[A-Za-z]+\)?\.ServeDNS$`)
 
 // profileShares are the cumulative shares (0-1) of the frames we report.
 type profileShares struct {
@@ -94,7 +94,7 @@ func profileBreakdown(ctx context.Context, cfg Config, env *Env, servers []*Serv
 				sec.Code = top
 			}
 			// The plugin's own work, callee by callee.
-			peek, err := pprofPeek(ctx, cfg, prof, `rollcall/plugin\.\(\*Rollcall\)\.(ServeDNS|respond)$`)
+			peek, err := pprofPeek(ctx, cfg, prof, `plugin/rollcall\.\(\*Rollcall\)\.(ServeDNS|respond)$`)
 			if err == nil {
 				sec.Sub = append(sec.Sub, &Section{Title: "rollcall's own work, callee by callee",
 					Notes: []string{"`go tool pprof -peek` of the plugin's ServeDNS and respond in the same profile:"}, Code: peek})

@@ -11,7 +11,7 @@ import (
 // A production server block carries more than the plugin that answers:
 // deploy/coredns/Corefile has errors and prometheus, and many add log.
 // prometheus and log wrap the response writer to record every reply, which
-// once cost rollcall its packed path (plugin/recorders.go). The "as
+// once cost rollcall its packed path (plugin/rollcall/recorders.go). The "as
 // deployed" part runs every contender with those plugins in front of it,
 // side by side with the contender alone, in the same rounds.
 

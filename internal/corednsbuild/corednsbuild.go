@@ -42,7 +42,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/transfer"
 	_ "github.com/coredns/coredns/plugin/view"
 	_ "github.com/coredns/coredns/plugin/whoami"
-	_ "github.com/rollcall/rollcall/plugin"
+	_ "github.com/rollcall/rollcall/plugin/rollcall"
 )
 
 // Directives is the plugin chain order. A query passes the plugins in this

@@ -18,7 +18,7 @@ import (
 //
 // What counts as a path, so that prose never trips it:
 //   - a word with a slash whose first folder is a top-level folder of the
-//     repository (plugin/loader.go, deploy/rbac.sh, cmd/..., internal/*),
+//     repository (plugin/rollcall/loader.go, deploy/rbac.sh, cmd/..., internal/*),
 //     read from the top of the repository;
 //   - a word starting with ../, read from the folder of the file it is in;
 //   - in Markdown, a link target without a scheme or a fragment alone, read
@@ -275,18 +275,18 @@ func TestPathRules(t *testing.T) {
 		line string
 		want []string // "path: why" of each problem
 	}{
-		{name: "file exists", dir: ".", line: "see `plugin/loader.go` and deploy/rbac.sh.", want: nil},
-		{name: "file missing", dir: ".", line: "see plugin/nope.go", want: []string{"plugin/nope.go: no such file or folder in the repository"}},
+		{name: "file exists", dir: ".", line: "see `plugin/rollcall/loader.go` and deploy/rbac.sh.", want: nil},
+		{name: "file missing", dir: ".", line: "see plugin/rollcall/nope.go", want: []string{"plugin/rollcall/nope.go: no such file or folder in the repository"}},
 		{name: "folder and package pattern", dir: ".", line: "go test ./cmd/... internal/ test/e2e", want: nil},
 		{name: "glob", dir: ".", line: "deploy/services.d/*.yml", want: nil},
 		{name: "placeholder capital", dir: "docs", line: "`deploy/etcd/etcdN.yml` on host N", want: nil},
 		{name: "placeholder does not hide a word", dir: ".", line: "docs/NOPE.md", want: []string{"docs/NOPE.md: no such file or folder in the repository"}},
-		{name: "shared folder", dir: "plugin", line: "(shared/DESIGN.md, \"Views\")", want: []string{"shared/DESIGN.md: points outside the repository"}},
+		{name: "shared folder", dir: "plugin/rollcall", line: "(shared/DESIGN.md, \"Views\")", want: []string{"shared/DESIGN.md: points outside the repository"}},
 		{name: "up and out", dir: "docs", line: "../../shared/DESIGN.md", want: []string{"../../shared/DESIGN.md: points outside the repository"}},
 		{name: "up to a sibling outside", dir: ".", line: "../shared/DESIGN.md", want: []string{"../shared/DESIGN.md: points outside the repository"}},
 		{name: "up within", dir: "docs", line: "../deploy/README.md", want: nil},
 		{name: "link relative to the file", dir: "docs", line: "[deploy](../deploy/README.md) [tour](TOUR.md#2-register-a-unit)", want: nil},
-		{name: "broken link", dir: "plugin", line: "[x](setup.go) [y](../README.md) [z](deploy/README.md)", want: []string{"deploy/README.md: no such file or folder in the repository"}},
+		{name: "broken link", dir: "plugin/rollcall", line: "[x](setup.go) [y](../../README.md) [z](deploy/README.md)", want: []string{"deploy/README.md: no such file or folder in the repository"}},
 		{name: "links that leave on purpose", dir: ".", line: "[rfc](https://www.rfc-editor.org/rfc/rfc8020) [top](#keys) [m](mailto:a@b)", want: nil},
 		{name: "system paths", dir: ".", line: "/etc/servicereg/servicereg.yml ~/.config/systemd/user $XDG_RUNTIME_DIR/systemd/private", want: nil},
 		{name: "URLs and hosts", dir: ".", line: "http://127.0.0.1:2379/plugin/x git@host:plugin/x", want: nil},

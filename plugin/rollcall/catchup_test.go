@@ -14,7 +14,7 @@ import (
 	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rollcall/rollcall/plugin"
+	"github.com/rollcall/rollcall/plugin/rollcall"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 

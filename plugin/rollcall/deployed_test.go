@@ -13,7 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rollcall/rollcall/plugin"
+	"github.com/rollcall/rollcall/plugin/rollcall"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 

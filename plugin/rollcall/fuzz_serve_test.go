@@ -22,7 +22,7 @@ import (
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
-	"github.com/rollcall/rollcall/plugin"
+	"github.com/rollcall/rollcall/plugin/rollcall"
 	"github.com/rollcall/rollcall/registry"
 )
 

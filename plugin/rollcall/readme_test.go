@@ -39,7 +39,7 @@ func exampleCorefiles(t *testing.T) map[string]string {
 	if n == 0 {
 		t.Fatal("README.md has no ~~~ corefile example")
 	}
-	files, err := filepath.Glob("../corefile/*.Corefile")
+	files, err := filepath.Glob("../../corefile/*.Corefile")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no corefile/*.Corefile: %v", err)
 	}

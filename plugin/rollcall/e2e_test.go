@@ -14,7 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	_ "github.com/rollcall/rollcall/internal/corednsbuild"
-	"github.com/rollcall/rollcall/plugin"
+	"github.com/rollcall/rollcall/plugin/rollcall"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 

@@ -24,7 +24,7 @@ import (
 	"github.com/rollcall/rollcall/test/testkit"
 )
 
-// The reasons of coredns_rollcall_decode_errors_total (plugin/README.md).
+// The reasons of coredns_rollcall_decode_errors_total (plugin/rollcall/README.md).
 const (
 	reasonKey       = "key"
 	reasonTooLarge  = "too_large"
