@@ -147,22 +147,9 @@ func (c *Candidate) Campaign(ctx context.Context, lease clientv3.LeaseID) (*Lead
 
 func (c *Candidate) campaign(ctx context.Context, lease clientv3.LeaseID) (*Leadership, error) {
 	own := lease == clientv3.NoLease
-	var ttl time.Duration
-	if own {
-		g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("grant lease: %w", err)
-		}
-		lease, ttl = g.ID, time.Duration(g.TTL)*time.Second
-	} else {
-		r, err := c.cli.TimeToLive(ctx, lease)
-		if err != nil {
-			return nil, fmt.Errorf("read lease %x: %w", int64(lease), err)
-		}
-		if r.TTL <= 0 {
-			return nil, fmt.Errorf("lease %x: %w", int64(lease), ErrLeaseGone)
-		}
-		ttl = time.Duration(r.GrantedTTL) * time.Second
+	lease, ttl, err := c.leaseFor(ctx, lease)
+	if err != nil {
+		return nil, err
 	}
 	margin := c.margin
 	if margin == 0 {
@@ -188,43 +175,69 @@ func (c *Candidate) campaign(ctx context.Context, lease clientv3.LeaseID) (*Lead
 		key:    fmt.Sprintf("%s/%x", c.keys.Election(c.service), int64(lease)),
 		margin: margin,
 	}
+	if err := l.stand(ctx, ttl); err != nil {
+		l.abandon()
+		return nil, err
+	}
+	c.log.Info("elected master", "term", l.term, "key", l.key)
+	return l, nil
+}
+
+// leaseFor returns the lease to campaign on and its TTL: a new one of the
+// candidate's TTL when lease is NoLease, else lease itself if it lives.
+func (c *Candidate) leaseFor(ctx context.Context, lease clientv3.LeaseID) (clientv3.LeaseID, time.Duration, error) {
+	if lease == clientv3.NoLease {
+		g, err := c.cli.Grant(ctx, int64(c.ttl/time.Second))
+		if err != nil {
+			return 0, 0, fmt.Errorf("grant lease: %w", err)
+		}
+		return g.ID, time.Duration(g.TTL) * time.Second, nil
+	}
+	r, err := c.cli.TimeToLive(ctx, lease)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read lease %x: %w", int64(lease), err)
+	}
+	if r.TTL <= 0 {
+		return 0, 0, fmt.Errorf("lease %x: %w", int64(lease), ErrLeaseGone)
+	}
+	return lease, time.Duration(r.GrantedTTL) * time.Second, nil
+}
+
+// stand puts the candidacy key, waits for its turn and confirms the lease,
+// then starts the leadership's clock. The caller abandons l on an error.
+func (l *Leadership) stand(ctx context.Context, ttl time.Duration) error {
 	// A key of ours that is still there is a candidacy from an earlier term
 	// (lost, or abandoned by a failed Resign). concurrency.Election would
 	// resume it with its old term; delete it so this campaign gets a new one.
 	// (put says why we do not call concurrency.Election.Campaign.)
 	// A lease of our own is new, so it has no earlier key.
-	if !own {
-		if _, err := c.cli.Delete(ctx, l.key); err != nil {
-			l.abandon()
-			return nil, fmt.Errorf("clear earlier candidacy %s: %w", l.key, err)
+	if !l.own {
+		if _, err := l.cli.Delete(ctx, l.key); err != nil {
+			return fmt.Errorf("clear earlier candidacy %s: %w", l.key, err)
 		}
 	}
 	term, err := l.put(ctx)
 	if err != nil {
-		l.abandon()
-		return nil, err
+		return err
 	}
 	l.term = term
-	c.log.Info("campaigning", "key", l.key, "term", term)
+	l.c.log.Info("campaigning", "key", l.key, "term", term)
 	if err := l.waitTurnOnLease(ctx, term); err != nil {
-		l.abandon()
-		return nil, err
+		return err
 	}
 	// Confirm before claiming: the lease was renewed by a request sent at
 	// sent, and after that our key was still the first of the election. (The
 	// lease may have expired while we waited, leaving waitDeletes none the
 	// wiser.) From here the step-down clock runs from sent.
 	sent := time.Now()
-	cctx, cancel := context.WithDeadline(ctx, masterUntil(sent, ttl, margin))
+	cctx, cancel := context.WithDeadline(ctx, masterUntil(sent, ttl, l.margin))
 	ttl, err = l.confirm(cctx)
 	cancel()
 	if err != nil {
-		l.abandon()
-		return nil, err
+		return err
 	}
 	l.start(sent, ttl)
-	c.log.Info("elected master", "term", l.term, "key", l.key)
-	return l, nil
+	return nil
 }
 
 // revokeOwn revokes a lease granted by Campaign that will not be used.

@@ -137,19 +137,8 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 	if cctx.Err() != nil {
 		return
 	}
-	denied := false
-	onErr := func(err error) {
-		if !isDenied(err) {
-			return
-		}
-		h.a.refused.deniedTotal.WithLabelValues("campaign").Inc()
-		if !denied { // once per candidacy: Run retries it again and again
-			denied = true
-			log.Error("etcd refused the master campaign: permission denied; this host cannot become master until that is fixed, retrying",
-				"key", cfg.Keys().Election(svc.Name)+"/", "fix", deniedFix(cfg.Keys(), cfg.Host, cfg.Keys().Election(svc.Name)+"/", cfg.Etcd.Cert), "err", err)
-		}
-	}
-	cand, err := election.NewCandidate(h.a.cli, cfg.Keys(), svc.Name, cfg.Host, election.WithLogger(h.a.log), election.WithCampaignErrors(onErr))
+	denied := &campaignDenied{h: h, cfg: cfg, svc: svc.Name, log: log}
+	cand, err := election.NewCandidate(h.a.cli, cfg.Keys(), svc.Name, cfg.Host, election.WithLogger(h.a.log), election.WithCampaignErrors(denied.report))
 	if err != nil {
 		log.Error("cannot campaign for master", "err", err)
 		return
@@ -161,36 +150,73 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 		q.close()
 		hooks.Wait()
 	}()
-	lead := func(l *election.Leadership) {
-		h.master.WithLabelValues(svc.Name).Set(1)
-		log.Info("master: this host is master", "term", l.Term())
-		q.push(hookRun{master: true, term: l.Term()})
-		reason := "leadership lost"
-		select {
-		case <-l.Done():
-			if err := l.Err(); err != nil {
-				reason = err.Error()
-			}
-		case <-cctx.Done():
-			// Unit stopped, lease changed or agent stopping: resign now, so
-			// that another host takes over without waiting for a TTL.
-			reason = "service absent, lease changed or agent stopping"
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(cctx), etcdOpTimeout)
-			if err := l.Resign(rctx); err != nil {
-				log.Warn("resign failed; the key goes with the lease or the next campaign", "err", err)
-			}
-			cancel()
-		}
-		h.master.WithLabelValues(svc.Name).Set(0)
-		log.Info("master: this host is standby", "term", l.Term(), "reason", reason)
-		q.push(hookRun{master: false, term: l.Term()})
+	err = h.stand(cctx, cand, lease, func(l *election.Leadership) { h.lead(cctx, svc.Name, l, q, log) }, log)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Info("master campaign ended", "err", err)
 	}
+	h.withdraw(ctx, cfg.Keys().Election(svc.Name), lease, log)
+}
+
+// campaignDenied reports a campaign write that etcd refused (RBAC): counted
+// every time, logged with the fix once per candidacy, since the election
+// retries it again and again.
+type campaignDenied struct {
+	h      *masterHook
+	cfg    *Config
+	svc    string
+	log    *slog.Logger
+	logged bool
+}
+
+func (d *campaignDenied) report(err error) {
+	if !isDenied(err) {
+		return
+	}
+	d.h.a.refused.deniedTotal.WithLabelValues("campaign").Inc()
+	if d.logged {
+		return
+	}
+	d.logged = true
+	key := d.cfg.Keys().Election(d.svc) + "/"
+	d.log.Error("etcd refused the master campaign: permission denied; this host cannot become master until that is fixed, retrying",
+		"key", key, "fix", deniedFix(d.cfg.Keys(), d.cfg.Host, key, d.cfg.Etcd.Cert), "err", err)
+}
+
+// lead is one term as master: the gauge and the on_master hook, then, when
+// the leadership ends or the candidacy does (cctx: resign at once, so that
+// another host takes over without waiting for a TTL), the on_standby hook.
+func (h *masterHook) lead(cctx context.Context, svc string, l *election.Leadership, q *hookQueue, log *slog.Logger) {
+	h.master.WithLabelValues(svc).Set(1)
+	log.Info("master: this host is master", "term", l.Term())
+	q.push(hookRun{master: true, term: l.Term()})
+	reason := "leadership lost"
+	select {
+	case <-l.Done():
+		if err := l.Err(); err != nil {
+			reason = err.Error()
+		}
+	case <-cctx.Done():
+		reason = "service absent, lease changed or agent stopping"
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(cctx), etcdOpTimeout)
+		if err := l.Resign(rctx); err != nil {
+			log.Warn("resign failed; the key goes with the lease or the next campaign", "err", err)
+		}
+		cancel()
+	}
+	h.master.WithLabelValues(svc).Set(0)
+	log.Info("master: this host is standby", "term", l.Term(), "reason", reason)
+	q.push(hookRun{master: false, term: l.Term()})
+}
+
+// stand runs the candidacy until cctx ends or it fails for good, and
+// returns why it ended.
+func (h *masterHook) stand(cctx context.Context, cand *election.Candidate, lease clientv3.LeaseID, lead func(*election.Leadership), log *slog.Logger) error {
 	retry := backoff.New(recampaignRetry)
 	for again := false; ; again = true {
 		started := time.Now()
-		err = cand.Run(cctx, lease, lead)
+		err := cand.Run(cctx, lease, lead)
 		if !errors.Is(err, election.ErrLeaseGone) || cctx.Err() != nil {
-			break
+			return err
 		}
 		// The election found the lease gone. When it is, the main loop
 		// finds out too and ends this candidacy; until then it may be a
@@ -206,14 +232,9 @@ func (h *masterHook) campaign(ctx, cctx context.Context, svc Service, cfg *Confi
 			retry.Reset()
 		}
 		if werr := retry.Wait(cctx); werr != nil {
-			err = werr // the candidacy was ended meanwhile: nothing to report
-			break
+			return werr // the candidacy was ended meanwhile: nothing to report
 		}
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		log.Info("master campaign ended", "err", err)
-	}
-	h.withdraw(ctx, cfg.Keys().Election(svc.Name), lease, log)
 }
 
 // withdraw makes sure the candidacy key of a campaign that ended is gone.

@@ -228,98 +228,132 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.monitor(ctx)
 	}()
 
-	retry := backoff.New(w.cfg.Retry)
-	relist := backoff.New(backoff.Policy{Max: w.cfg.RelistJitter})
-	listed := false // false: the next watch needs a list first
-	var lost error  // why the last watch ended, when the next resumes it
+	l := &runLoop{w: w, retry: backoff.New(w.cfg.Retry), relist: backoff.New(backoff.Policy{Max: w.cfg.RelistJitter})}
 	for {
-		var from, reported int64
-		if !listed {
-			// While etcd is unreachable a retry is not news: the status
-			// stays unreachable until a list succeeds.
-			if w.Status() != Unreachable {
-				w.setStatus(Listing, nil)
-			}
-			rev, err := w.list(ctx)
-			switch {
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case errors.Is(err, ErrCompacted):
-				// etcd answers, but compacted the first page's revision
-				// before the last page: list again, spread like any
-				// re-list.
-				if w.relistAfter(ctx, relist, err) != nil {
-					return ctx.Err()
-				}
-				continue
-			case err != nil:
-				w.setStatus(Unreachable, err)
-				if retry.Wait(ctx) != nil {
-					return ctx.Err()
-				}
-				continue
-			}
-			listed, lost = true, nil
-			from, reported = rev+1, rev
-		} else {
-			// Resume the lost watch from the revision after the last one
-			// delivered, unless etcd's history went back past it: then
-			// the revisions to come are not the ones missed.
-			now, err := w.resumable(ctx)
-			switch {
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case errors.Is(err, ErrRewound):
-				listed = false
-				if w.relistAfter(ctx, relist, err) != nil {
-					return ctx.Err()
-				}
-				continue
-			case err != nil:
-				w.setStatus(Unreachable, fmt.Errorf("resume the watch lost to %v: %w", lost, err))
-				if retry.Wait(ctx) != nil {
-					return ctx.Err()
-				}
-				continue
-			}
-			from, reported = w.Revision()+1, now
-			if now <= from-1 {
-				w.seen()
-				w.setStatus(Watching, nil)
-			}
+		open := l.fromList
+		if l.listed {
+			open = l.fromResume
 		}
-		started := time.Now()
-		err := w.watch(ctx, from, reported, lost)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		from, reported, err := open(ctx)
+		if err == nil {
+			err = l.follow(ctx, from, reported)
 		}
-		if time.Since(started) > 10*retry.Policy().Max {
-			retry.Reset()
-		}
-		if errors.Is(err, ErrCompacted) || errors.Is(err, ErrRewound) {
-			listed = false
-			if w.relistAfter(ctx, relist, err) != nil {
-				return ctx.Err()
-			}
-			continue
-		}
-		// Anything else (lost leader, closed stream, stuck member) waits
-		// first, longer each time a watch dies young, so that a flapping
-		// member cannot make the Watcher reopen watches in a tight loop.
-		lost = err
-		if retry.Wait(ctx) != nil {
-			return ctx.Err()
+		if err != nil && !errors.Is(err, errAgain) {
+			return err // ctx's
 		}
 	}
 }
 
-// relistAfter reports a coming re-list and waits its random delay.
-func (w *Watcher) relistAfter(ctx context.Context, relist *backoff.Backoff, why error) error {
-	d := relist.Next()
-	if w.cb.OnRelist != nil {
-		w.cb.OnRelist(why, d)
+// runLoop is what Run carries from one watch to the next.
+type runLoop struct {
+	w      *Watcher
+	retry  *backoff.Backoff // paces retries of a failed list or resume, and resumes
+	relist *backoff.Backoff // draws the random delay before a re-list
+	listed bool             // false: the next watch needs a list first
+	lost   error            // why the last watch ended, when the next resumes it
+}
+
+// errAgain says that a step of Run waited its delay after a failure or a
+// lost watch: Run starts over, with a list or a resume. A step fails
+// otherwise only with ctx's error, when ctx ends.
+var errAgain = errors.New("regwatch: start over")
+
+// fromList lists the prefix and returns where the watch that follows
+// starts, and the revision etcd reported. It fails with errAgain once it
+// has waited to retry, or with ctx's error when ctx ends.
+func (l *runLoop) fromList(ctx context.Context) (from, reported int64, err error) {
+	w := l.w
+	// While etcd is unreachable a retry is not news: the status stays
+	// unreachable until a list succeeds.
+	if w.Status() != Unreachable {
+		w.setStatus(Listing, nil)
 	}
-	return backoff.Sleep(ctx, d)
+	rev, err := w.list(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return 0, 0, ctx.Err()
+	case errors.Is(err, ErrCompacted):
+		// etcd answers, but compacted the first page's revision before
+		// the last page: list again, spread like any re-list.
+		return 0, 0, l.relistAfter(ctx, err)
+	case err != nil:
+		w.setStatus(Unreachable, err)
+		return 0, 0, l.retryAfter(ctx)
+	}
+	l.listed, l.lost = true, nil
+	return rev + 1, rev, nil
+}
+
+// fromResume returns where the watch that resumes the lost one starts: the
+// revision after the last one delivered, unless etcd's history went back
+// past it (then the revisions to come are not the ones missed, and the next
+// step lists again). It fails with errAgain once it has waited to retry, or
+// with ctx's error when ctx ends.
+func (l *runLoop) fromResume(ctx context.Context) (from, reported int64, err error) {
+	w := l.w
+	now, err := w.resumable(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return 0, 0, ctx.Err()
+	case errors.Is(err, ErrRewound):
+		l.listed = false
+		return 0, 0, l.relistAfter(ctx, err)
+	case err != nil:
+		w.setStatus(Unreachable, fmt.Errorf("resume the watch lost to %v: %w", l.lost, err))
+		return 0, 0, l.retryAfter(ctx)
+	}
+	from, reported = w.Revision()+1, now
+	if now <= from-1 {
+		w.seen()
+		w.setStatus(Watching, nil)
+	}
+	return from, reported, nil
+}
+
+// follow watches from revision from until the watch ends, then waits before
+// the next step: a re-list's random delay when etcd no longer has the
+// revisions the watch needs, else the retry back-off. It returns errAgain,
+// or ctx's error when ctx ends.
+func (l *runLoop) follow(ctx context.Context, from, reported int64) error {
+	started := time.Now()
+	err := l.w.watch(ctx, from, reported, l.lost)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if time.Since(started) > 10*l.retry.Policy().Max {
+		l.retry.Reset()
+	}
+	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrRewound) {
+		l.listed = false
+		return l.relistAfter(ctx, err)
+	}
+	// Anything else (lost leader, closed stream, stuck member) waits first,
+	// longer each time a watch dies young, so that a flapping member cannot
+	// make the Watcher reopen watches in a tight loop.
+	l.lost = err
+	return l.retryAfter(ctx)
+}
+
+// relistAfter reports a coming re-list, waits its random delay and returns
+// errAgain, or ctx's error when ctx ends meanwhile.
+func (l *runLoop) relistAfter(ctx context.Context, why error) error {
+	d := l.relist.Next()
+	if l.w.cb.OnRelist != nil {
+		l.w.cb.OnRelist(why, d)
+	}
+	if backoff.Sleep(ctx, d) != nil {
+		return ctx.Err()
+	}
+	return errAgain
+}
+
+// retryAfter waits the next retry delay and returns errAgain, or ctx's
+// error when ctx ends meanwhile.
+func (l *runLoop) retryAfter(ctx context.Context) error {
+	if l.retry.Wait(ctx) != nil {
+		return ctx.Err()
+	}
+	return errAgain
 }
 
 // list reads the prefix at one revision, hands it to the reader and returns

@@ -36,7 +36,7 @@ func (p *reply) walk(n int) walk {
 	}
 	// A partial Fisher-Yates shuffle in the reply's reused buffer: the
 	// first max entries become a uniform random subset in random order.
-	idx := p.w.sample[:0]
+	idx := p.pk.sample[:0]
 	for i := 0; i < n; i++ {
 		idx = append(idx, int32(i))
 	}
@@ -44,16 +44,16 @@ func (p *reply) walk(n int) walk {
 		j := i + rand.IntN(n-i)
 		idx[i], idx[j] = idx[j], idx[i]
 	}
-	p.w.sample = idx
+	p.pk.sample = idx
 	return walk{n: p.max, idx: idx[:p.max]}
 }
 
-// at is the index of the i-th instance visited, for i below w.n.
-func (w walk) at(i int) int {
-	if w.idx != nil {
-		return int(w.idx[i])
+// at is the index of the i-th instance visited, for i below wk.n.
+func (wk walk) at(i int) int {
+	if wk.idx != nil {
+		return int(wk.idx[i])
 	}
-	return (w.off + i) % w.n
+	return (wk.off + i) % wk.n
 }
 
 func isAddrType(qtype uint16) bool { return qtype == dns.TypeA || qtype == dns.TypeAAAA }
@@ -122,7 +122,7 @@ func (ix *index) find(qn qname) found {
 // reply is one response being packed: the query, the client's view and
 // where the names it points at are in the packed question.
 type reply struct {
-	w     *wire
+	pk    *packer // the packed reply
 	qtype uint16
 	view  viewSet
 	ttl   uint32
@@ -147,7 +147,7 @@ func (p *reply) answer(f *found) result {
 		res = noData
 		for _, t := range anyOrder {
 			p.qtype = t
-			if res = p.records(f); res == success || p.w.full {
+			if res = p.records(f); res == success || p.pk.full {
 				break
 			}
 		}
@@ -157,10 +157,10 @@ func (p *reply) answer(f *found) result {
 	}
 	switch res {
 	case nameError:
-		p.w.setRcode(dns.RcodeNameError)
-		p.w.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
+		p.pk.setRcode(dns.RcodeNameError)
+		p.pk.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
 	case noData:
-		p.w.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
+		p.pk.soa(secAuthority, p.zoneAt, uint32(f.rev), p.ttl)
 	}
 	return res
 }
@@ -189,9 +189,9 @@ func (p *reply) records(f *found) result {
 func (p *reply) apex(rev int64) result {
 	switch p.qtype {
 	case dns.TypeSOA:
-		p.w.soa(secAnswer, p.zoneAt, uint32(rev), p.ttl)
+		p.pk.soa(secAnswer, p.zoneAt, uint32(rev), p.ttl)
 	case dns.TypeNS:
-		p.w.ns(p.zoneAt, p.ttl)
+		p.pk.ns(p.zoneAt, p.ttl)
 	}
 	return p.outcome()
 }
@@ -212,7 +212,7 @@ func (p *reply) service(service *svcAnswers, svc []byte) result {
 		p.addrsOf(service.insts)
 	case p.qtype == dns.TypeSRV:
 		wk := p.walk(len(service.withPorts))
-		for i := 0; i < wk.n && !p.w.full; i++ {
+		for i := 0; i < wk.n && !p.pk.full; i++ {
 			p.srvs(service.withPorts[wk.at(i)], svc)
 		}
 		p.additional()
@@ -225,7 +225,7 @@ func (p *reply) service(service *svcAnswers, svc []byte) result {
 func (p *reply) addrsOf(insts []*instAnswers) {
 	wk := p.walk(len(insts))
 	for i := 0; i < wk.n; i++ {
-		if _, ok := p.w.addrs(secAnswer, question, insts[wk.at(i)].addrsFor(p.view), p.qtype, p.ttl); !ok {
+		if _, ok := p.pk.addrs(secAnswer, question, insts[wk.at(i)].addrsFor(p.view), p.qtype, p.ttl); !ok {
 			break
 		}
 	}
@@ -237,13 +237,13 @@ func (p *reply) flat(fa *flatAddrs) {
 	if p.qtype == dns.TypeA {
 		n := len(fa.v4)
 		off := rotation(n)
-		for i := 0; i < n && p.w.record(secAnswer, question, dns.TypeA, fa.v4[(off+i)%n][:], p.ttl); i++ {
+		for i := 0; i < n && p.pk.record(secAnswer, question, dns.TypeA, fa.v4[(off+i)%n][:], p.ttl); i++ {
 		}
 		return
 	}
 	n := len(fa.v6)
 	off := rotation(n)
-	for i := 0; i < n && p.w.record(secAnswer, question, dns.TypeAAAA, fa.v6[(off+i)%n][:], p.ttl); i++ {
+	for i := 0; i < n && p.pk.record(secAnswer, question, dns.TypeAAAA, fa.v6[(off+i)%n][:], p.ttl); i++ {
 	}
 }
 
@@ -251,12 +251,12 @@ func (p *reply) flat(fa *flatAddrs) {
 // and notes the target for the additional section.
 func (p *reply) srvs(inst *instAnswers, svc []byte) {
 	for j, port := range inst.ports {
-		at := p.w.srv(secAnswer, question, uint16(port.Port), inst.host, svc, p.zone, p.ttl)
+		at := p.pk.srv(secAnswer, question, uint16(port.Port), inst.host, svc, p.zone, p.ttl)
 		if at < 0 {
 			return
 		}
 		if j == 0 {
-			p.w.targets = append(p.w.targets, target{off: at, host: inst.host, ips: inst.addrsFor(p.view)})
+			p.pk.targets = append(p.pk.targets, target{off: at, host: inst.host, ips: inst.addrsFor(p.view)})
 		}
 	}
 }
@@ -264,13 +264,13 @@ func (p *reply) srvs(inst *instAnswers, svc []byte) {
 // additional packs the noted targets' addresses while they fit: a target's
 // addresses all or none; leaving some out does not truncate the answer.
 func (p *reply) additional() {
-	for _, t := range p.w.targets {
-		p.w.addrsAll(secAdditional, ownerAt(t.off, t.host, p.svcAt), t.ips, p.ttl)
+	for _, t := range p.pk.targets {
+		p.pk.addrsAll(secAdditional, ownerAt(t.off, t.host, p.svcAt), t.ips, p.ttl)
 	}
 }
 
 func (p *reply) outcome() result {
-	if p.w.count[secAnswer] == 0 {
+	if p.pk.count[secAnswer] == 0 {
 		return noData
 	}
 	return success
@@ -280,12 +280,12 @@ func (p *reply) outcome() result {
 func (p *reply) instance(inst *instAnswers, svc []byte) result {
 	switch {
 	case isAddrType(p.qtype):
-		p.w.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
+		p.pk.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
 	case p.qtype == dns.TypeSRV:
 		p.srvs(inst, svc)
 		// The target is the question's name.
-		for i := range p.w.targets {
-			p.w.targets[i].off = headerLen
+		for i := range p.pk.targets {
+			p.pk.targets[i].off = headerLen
 		}
 		p.additional()
 	}
@@ -312,11 +312,11 @@ func (p *reply) port(namedPort *portAnswers, svc []byte) result {
 	for i := 0; i < wk.n; i++ {
 		j := wk.at(i)
 		inst := namedPort.insts[j]
-		at := p.w.srv(secAnswer, question, namedPort.port[j], inst.host, svc, p.zone, p.ttl)
+		at := p.pk.srv(secAnswer, question, namedPort.port[j], inst.host, svc, p.zone, p.ttl)
 		if at < 0 {
 			break
 		}
-		p.w.targets = append(p.w.targets, target{off: at, host: inst.host, ips: inst.addrsFor(p.view)})
+		p.pk.targets = append(p.pk.targets, target{off: at, host: inst.host, ips: inst.addrsFor(p.view)})
 	}
 	p.additional()
 	return p.outcome()
@@ -331,9 +331,9 @@ func (p *reply) master(ma *masterAnswers, svc []byte) result {
 	inst := ma.inst
 	switch {
 	case p.qtype == dns.TypeTXT:
-		p.w.txt(question, ma.txt, p.ttl)
+		p.pk.txt(question, ma.txt, p.ttl)
 	case isAddrType(p.qtype):
-		p.w.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
+		p.pk.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
 	case p.qtype == dns.TypeSRV:
 		p.srvs(inst, svc)
 		p.additional()

@@ -67,12 +67,12 @@ type subscriber interface {
 // compaction; the loader decodes what it hands over into the state, replaces
 // or updates every subscriber's index, and keeps the metrics.
 type loader struct {
-	key    loaderKey
-	source string // metric label
-	keys   registry.Keys
-	cli    *clientv3.Client
-	w      *regwatch.Watcher
-	refs   int // guarded by loaders.mu
+	key     loaderKey
+	source  string // metric label
+	keys    registry.Keys
+	cli     *clientv3.Client
+	watcher *regwatch.Watcher
+	refs    int // guarded by loaders.mu
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -139,7 +139,7 @@ func acquire(c *config) (*loader, error) {
 	}
 	// Timing is read from the package variables now, so a test that
 	// shortens them affects the loaders it starts.
-	l.w, err = regwatch.New(cli, regwatch.Config{
+	l.watcher, err = regwatch.New(cli, regwatch.Config{
 		Prefix:         keys.All(),
 		ProgressEvery:  progressEvery,
 		StaleAfter:     staleAfter,
@@ -257,12 +257,12 @@ func (l *loader) setStatus(st regwatch.Status, why error) {
 	}
 }
 
-func (l *loader) getStatus() string { return string(l.w.Status()) }
+func (l *loader) getStatus() string { return string(l.watcher.Status()) }
 
 // run lists and watches until ctx ends.
 func (l *loader) run(ctx context.Context) {
 	defer close(l.done)
-	_ = l.w.Run(ctx) // returns only when ctx ends: release stopped it
+	_ = l.watcher.Run(ctx) // returns only when ctx ends: release stopped it
 }
 
 // watching counts a watch opened, and says why when it resumes a lost one.

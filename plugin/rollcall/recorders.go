@@ -245,54 +245,106 @@ func headerMsg(b []byte, q dns.Question) *dns.Msg {
 // replyMsg is the reply packed in b (to a question q) as dns.Msg.Unpack
 // makes it, for a recorder whose owner may read it all, in far fewer
 // allocations: the owner names the question's, A and AAAA records with
-// their addresses in one array each. Records that name more than the question (SRV, SOA, TXT,
-// OPT, addresses of SRV targets) are unpacked by miekg/dns one by one.
+// their addresses in one array each. Records that name more than the
+// question (SRV, SOA, TXT, OPT, addresses of SRV targets) are unpacked by
+// miekg/dns one by one. A reply it cannot read so goes to dns.Msg.Unpack
+// whole.
 func replyMsg(b []byte, q dns.Question) (*dns.Msg, error) {
-	qlen := len(q.Name) + 1
-	if q.Name == "." {
-		qlen = 1
-	}
-	// A name that unpacks with escapes would not read back as q.Name.
-	if !strings.HasSuffix(q.Name, ".") || strings.IndexByte(q.Name, '\\') >= 0 ||
-		len(b) < headerLen+qlen+4 || b[headerLen+qlen-1] != 0 {
+	qlen, ok := plainQuestion(b, q.Name)
+	if !ok {
 		return unpackMsg(b)
 	}
-	// Count the addresses owned by the question's name or a suffix of it.
-	var nA, nAAAA int
-	off := headerLen + qlen + 4
-	n := 0
-	for ; off < len(b); n++ {
-		owner, rrtype, rdata, end, ok := rrAt(b, off, q.Name, qlen)
-		if !ok {
-			return unpackMsg(b)
-		}
-		if owner >= 0 {
-			switch {
-			case rrtype == dns.TypeA && end-rdata == 4:
-				nA++
-			case rrtype == dns.TypeAAAA && end-rdata == 16:
-				nAAAA++
-			}
-		}
-		off = end
+	c, ok := countRecords(b, q.Name, qlen)
+	if !ok {
+		return unpackMsg(b)
 	}
 	an := int(binary.BigEndian.Uint16(b[6:]))
 	ns := int(binary.BigEndian.Uint16(b[8:]))
 	ar := int(binary.BigEndian.Uint16(b[10:]))
-	if binary.BigEndian.Uint16(b[4:]) != 1 || an+ns+ar != n {
+	if binary.BigEndian.Uint16(b[4:]) != 1 || an+ns+ar != c.all {
 		return unpackMsg(b)
 	}
 	m := headerMsg(b, q)
-	rrs := make([]dns.RR, n)
-	as := make([]aRR, nA)
-	aaaas := make([]aaaaRR, nAAAA)
-	off = headerLen + qlen + 4
+	rrs, err := unpackRecords(b, q.Name, qlen, c)
+	if err != nil {
+		return nil, err
+	}
+	if an > 0 {
+		m.Answer = rrs[:an:an]
+	}
+	if ns > 0 {
+		m.Ns = rrs[an : an+ns : an+ns]
+	}
+	if ar > 0 {
+		m.Extra = rrs[an+ns:]
+	}
+	if opt := m.IsEdns0(); opt != nil {
+		m.Rcode |= opt.ExtendedRcode()
+	}
+	return m, nil
+}
+
+// plainQuestion is the packed length of the question's name qname in b,
+// with ok true when replyMsg may read the reply itself: qname fully
+// qualified and without escapes (a name that unpacks with escapes would not
+// read back as qname), packed whole, its type and class in b.
+func plainQuestion(b []byte, qname string) (qlen int, ok bool) {
+	qlen = len(qname) + 1
+	if qname == "." {
+		qlen = 1
+	}
+	if !strings.HasSuffix(qname, ".") || strings.IndexByte(qname, '\\') >= 0 ||
+		len(b) < headerLen+qlen+4 || b[headerLen+qlen-1] != 0 {
+		return 0, false
+	}
+	return qlen, true
+}
+
+// recordCounts is what countRecords finds in a packed reply: how many
+// records follow the question, and how many of them are A and AAAA records
+// owned by the question's name or a suffix of it (which unpackRecords makes
+// itself).
+type recordCounts struct {
+	all, a, aaaa int
+}
+
+// countRecords walks the records of the reply packed in b, after the
+// question's name qname (qlen bytes packed) and its type and class. ok is
+// false when a record runs past b.
+func countRecords(b []byte, qname string, qlen int) (c recordCounts, ok bool) {
+	for off := headerLen + qlen + 4; off < len(b); c.all++ {
+		owner, rrtype, rdata, end, ok := rrAt(b, off, qname, qlen)
+		if !ok {
+			return recordCounts{}, false
+		}
+		if owner >= 0 {
+			switch {
+			case rrtype == dns.TypeA && end-rdata == 4:
+				c.a++
+			case rrtype == dns.TypeAAAA && end-rdata == 16:
+				c.aaaa++
+			}
+		}
+		off = end
+	}
+	return c, true
+}
+
+// unpackRecords reads the records countRecords counted (c) in the reply
+// packed in b, in order: the addresses owned by the question's name (qname,
+// qlen bytes packed) or a suffix of it into one array per type, the others
+// through miekg/dns.
+func unpackRecords(b []byte, qname string, qlen int, c recordCounts) ([]dns.RR, error) {
+	rrs := make([]dns.RR, c.all)
+	as := make([]aRR, c.a)
+	aaaas := make([]aaaaRR, c.aaaa)
+	off := headerLen + qlen + 4
 	for i := range rrs {
-		owner, rrtype, rdata, end, _ := rrAt(b, off, q.Name, qlen)
+		owner, rrtype, rdata, end, _ := rrAt(b, off, qname, qlen)
 		hdr := dns.RR_Header{Rrtype: rrtype, Class: binary.BigEndian.Uint16(b[rdata-8:]),
 			Ttl: binary.BigEndian.Uint32(b[rdata-6:]), Rdlength: uint16(end - rdata)}
 		if owner >= 0 {
-			hdr.Name = q.Name[owner:]
+			hdr.Name = qname[owner:]
 		}
 		switch {
 		case owner >= 0 && rrtype == dns.TypeA && end-rdata == 4:
@@ -316,19 +368,7 @@ func replyMsg(b []byte, q dns.Question) (*dns.Msg, error) {
 		}
 		off = end
 	}
-	if an > 0 {
-		m.Answer = rrs[:an:an]
-	}
-	if ns > 0 {
-		m.Ns = rrs[an : an+ns : an+ns]
-	}
-	if ar > 0 {
-		m.Extra = rrs[an+ns:]
-	}
-	if opt := m.IsEdns0(); opt != nil {
-		m.Rcode |= opt.ExtendedRcode()
-	}
-	return m, nil
+	return rrs, nil
 }
 
 // aRR and aaaaRR are an address record and the bytes of its address, in

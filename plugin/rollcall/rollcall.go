@@ -108,15 +108,15 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 			limit -= ecsLen(ecs)
 		}
 	}
-	wb := getWire(limit)
-	defer putWire(wb)
-	if !wb.header(r, q, dns.RcodeSuccess) {
+	pk := getPacker(limit)
+	defer putPacker(pk)
+	if !pk.header(r, q, dns.RcodeSuccess) {
 		return dns.RcodeFormatError, nil
 	}
 	zw := rc.zones[zone]
-	p := reply{w: wb, qtype: q.Qtype, view: view, ttl: rc.cfg.ttl, max: rc.cfg.maxAnswers, zone: zw, zoneAt: wb.suffix(len(zw)), svcAt: headerLen}
+	p := reply{pk: pk, qtype: q.Qtype, view: view, ttl: rc.cfg.ttl, max: rc.cfg.maxAnswers, zone: zw, zoneAt: pk.suffix(len(zw)), svcAt: headerLen}
 	if len(f.svc) > 0 && f.kind != kindService && f.kind != kindMaster {
-		p.svcAt = wb.suffix(1 + len(f.svc) + len(zw))
+		p.svcAt = pk.suffix(1 + len(f.svc) + len(zw))
 	}
 	p.answer(f)
 	var size int
@@ -125,7 +125,7 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 		// handed on, a dns.Msg not compressed, without the OPT record
 		// CoreDNS adds (unless it carries the client subnet echo).
 		var ok bool
-		if size, ok = msgLen(wb.b); !ok {
+		if size, ok = msgLen(pk.b); !ok {
 			raw = rawPath{}
 		} else if opt != nil && ecs != nil {
 			size += optLen + ecsLen(ecs)
@@ -135,17 +135,17 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 	// dns.Msg, CoreDNS adds the request's, with the options it copies,
 	// unless the reply has one: only for the client subnet echo.
 	if opt != nil && (raw.out != nil || ecs != nil) {
-		wb.opt(opt, ecs)
+		pk.opt(opt, ecs)
 	}
-	wb.finish()
+	pk.finish()
 	if raw.out != nil {
 		if raw.recorded {
-			if err := record(w, raw.fullMsg, wb.b, q, size); err != nil {
+			if err := record(w, raw.fullMsg, pk.b, q, size); err != nil {
 				// A bug here, never the client's doing: say what was asked.
 				return dns.RcodeServerFailure, fmt.Errorf("unpack own answer to %s %s: %w", q.Name, dns.Type(q.Qtype), err)
 			}
 		}
-		if _, err := raw.out.Write(wb.b); err != nil {
+		if _, err := raw.out.Write(pk.b); err != nil {
 			err = fmt.Errorf("write answer to %v: %w", w.RemoteAddr(), err)
 			if raw.recorded {
 				// The recorders hold the answer, as WriteMsg leaves them
@@ -158,7 +158,7 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 		return dns.RcodeSuccess, nil
 	}
 	m := new(dns.Msg)
-	if err := m.Unpack(wb.b); err != nil {
+	if err := m.Unpack(pk.b); err != nil {
 		// A bug here, never the client's doing: say what was asked.
 		return dns.RcodeServerFailure, fmt.Errorf("unpack own answer to %s %s: %w", q.Name, dns.Type(q.Qtype), err)
 	}

@@ -30,10 +30,10 @@ const (
 	optLen = 11
 )
 
-// wire is a response being packed. Records are appended section by
-// section; one that would make the message longer than limit is taken back
-// and marks the message full.
-type wire struct {
+// packer is a response being packed into DNS wire format, in b. Records
+// are appended section by section; one that would make the message longer
+// than limit is taken back and marks the message full.
+type packer struct {
 	b     []byte
 	limit int
 	full  bool      // an answer record did not fit: the reply is truncated
@@ -59,31 +59,34 @@ const (
 	secAdditional
 )
 
-var wirePool = sync.Pool{New: func() any { return &wire{b: make([]byte, 0, 1024)} }}
+var packerPool = sync.Pool{New: func() any { return &packer{b: make([]byte, 0, 1024)} }}
 
 // maxPooled keeps the odd huge TCP answer's buffer out of the pool.
 const maxPooled = 16 << 10
 
-func getWire(limit int) *wire {
-	w := wirePool.Get().(*wire)
-	w.b, w.limit, w.full, w.count, w.qlen = w.b[:0], limit, false, [3]uint16{}, 0
-	w.targets = w.targets[:0]
-	return w
+// getPacker takes an empty packer from the pool, for a reply of at most
+// limit bytes.
+func getPacker(limit int) *packer {
+	pk := packerPool.Get().(*packer)
+	pk.b, pk.limit, pk.full, pk.count, pk.qlen = pk.b[:0], limit, false, [3]uint16{}, 0
+	pk.targets = pk.targets[:0]
+	return pk
 }
 
-func putWire(w *wire) {
-	clear(w.targets) // drop references into the index
-	if cap(w.sample) > maxPooled {
-		w.sample = nil
+// putPacker gives pk back to the pool once its bytes are written.
+func putPacker(pk *packer) {
+	clear(pk.targets) // drop references into the index
+	if cap(pk.sample) > maxPooled {
+		pk.sample = nil
 	}
-	if cap(w.b) <= maxPooled {
-		wirePool.Put(w)
+	if cap(pk.b) <= maxPooled {
+		packerPool.Put(pk)
 	}
 }
 
 // header starts a reply to r as dns.Msg.SetReply would, authoritative,
 // with the question and rcode; counts and TC are set by finish.
-func (w *wire) header(r *dns.Msg, q dns.Question, rcode int) bool {
+func (pk *packer) header(r *dns.Msg, q dns.Question, rcode int) bool {
 	var flags uint16 = 1<<15 | uint16(r.Opcode&0xf)<<11 | 1<<10 // QR, opcode, AA
 	if r.Opcode == dns.OpcodeQuery {
 		if r.RecursionDesired {
@@ -94,39 +97,39 @@ func (w *wire) header(r *dns.Msg, q dns.Question, rcode int) bool {
 		}
 	}
 	flags |= uint16(rcode & 0xf)
-	w.b = binary.BigEndian.AppendUint16(w.b, r.Id)
-	w.b = binary.BigEndian.AppendUint16(w.b, flags)
-	w.b = append(w.b, 0, 1, 0, 0, 0, 0, 0, 0) // QDCOUNT 1, the rest in finish
-	start := len(w.b)
+	pk.b = binary.BigEndian.AppendUint16(pk.b, r.Id)
+	pk.b = binary.BigEndian.AppendUint16(pk.b, flags)
+	pk.b = append(pk.b, 0, 1, 0, 0, 0, 0, 0, 0) // QDCOUNT 1, the rest in finish
+	start := len(pk.b)
 	var ok bool
-	if w.b, ok = appendName(w.b, q.Name); !ok {
+	if pk.b, ok = appendName(pk.b, q.Name); !ok {
 		return false
 	}
-	w.qlen = len(w.b) - start
-	w.b = binary.BigEndian.AppendUint16(w.b, q.Qtype)
-	w.b = binary.BigEndian.AppendUint16(w.b, q.Qclass)
+	pk.qlen = len(pk.b) - start
+	pk.b = binary.BigEndian.AppendUint16(pk.b, q.Qtype)
+	pk.b = binary.BigEndian.AppendUint16(pk.b, q.Qclass)
 	return true
 }
 
 // setRcode replaces the rcode written by header.
-func (w *wire) setRcode(rcode int) {
-	w.b[3] = w.b[3]&0xf0 | byte(rcode&0xf)
+func (pk *packer) setRcode(rcode int) {
+	pk.b[3] = pk.b[3]&0xf0 | byte(rcode&0xf)
 }
 
 // finish writes the section counts and TC when an answer record did not
 // fit.
-func (w *wire) finish() {
-	if w.full {
-		w.b[2] |= 1 << 1
+func (pk *packer) finish() {
+	if pk.full {
+		pk.b[2] |= 1 << 1
 	}
-	binary.BigEndian.PutUint16(w.b[6:], w.count[secAnswer])
-	binary.BigEndian.PutUint16(w.b[8:], w.count[secAuthority])
-	binary.BigEndian.PutUint16(w.b[10:], w.count[secAdditional])
+	binary.BigEndian.PutUint16(pk.b[6:], pk.count[secAnswer])
+	binary.BigEndian.PutUint16(pk.b[8:], pk.count[secAuthority])
+	binary.BigEndian.PutUint16(pk.b[10:], pk.count[secAdditional])
 }
 
 // suffix is the offset of the question name's last n packed bytes: the
 // zone, or a service name and zone, as a compression pointer target.
-func (w *wire) suffix(n int) int { return headerLen + w.qlen - n }
+func (pk *packer) suffix(n int) int { return headerLen + pk.qlen - n }
 
 // appendName packs a presentation-format name without compression. Names
 // with escapes are left to miekg/dns (they never name anything here, but
@@ -202,61 +205,61 @@ func ownerAt(off int, label string, base int) owner {
 
 // rr starts a record: it writes the owner, type, class and TTL and returns
 // where the record and its RDLENGTH start.
-func (w *wire) rr(o owner, rrtype uint16, ttl uint32) (start, rdlen int) {
-	start = len(w.b)
+func (pk *packer) rr(o owner, rrtype uint16, ttl uint32) (start, rdlen int) {
+	start = len(pk.b)
 	if o.label != "" {
-		w.b = appendLabel(w.b, o.label)
+		pk.b = appendLabel(pk.b, o.label)
 	}
-	w.b = appendPointer(w.b, o.at)
-	w.b = binary.BigEndian.AppendUint16(w.b, rrtype)
-	w.b = binary.BigEndian.AppendUint16(w.b, dns.ClassINET)
-	w.b = binary.BigEndian.AppendUint32(w.b, ttl)
-	rdlen = len(w.b)
-	w.b = append(w.b, 0, 0)
+	pk.b = appendPointer(pk.b, o.at)
+	pk.b = binary.BigEndian.AppendUint16(pk.b, rrtype)
+	pk.b = binary.BigEndian.AppendUint16(pk.b, dns.ClassINET)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, ttl)
+	rdlen = len(pk.b)
+	pk.b = append(pk.b, 0, 0)
 	return start, rdlen
 }
 
 // end closes a record begun by rr in section sec, or takes it back when it
 // does not fit (which truncates the reply if it was an answer).
-func (w *wire) end(sec, start, rdlen int) bool {
-	if len(w.b) > w.limit {
-		w.b = w.b[:start]
+func (pk *packer) end(sec, start, rdlen int) bool {
+	if len(pk.b) > pk.limit {
+		pk.b = pk.b[:start]
 		if sec == secAnswer {
-			w.full = true
+			pk.full = true
 		}
 		return false
 	}
-	binary.BigEndian.PutUint16(w.b[rdlen:], uint16(len(w.b)-rdlen-2))
-	w.count[sec]++
+	binary.BigEndian.PutUint16(pk.b[rdlen:], uint16(len(pk.b)-rdlen-2))
+	pk.count[sec]++
 	return true
 }
 
 // record writes a record with the given RDATA in section sec.
-func (w *wire) record(sec int, o owner, rrtype uint16, rdata []byte, ttl uint32) bool {
-	start, rdlen := w.rr(o, rrtype, ttl)
-	w.b = append(w.b, rdata...)
-	return w.end(sec, start, rdlen)
+func (pk *packer) record(sec int, o owner, rrtype uint16, rdata []byte, ttl uint32) bool {
+	start, rdlen := pk.rr(o, rrtype, ttl)
+	pk.b = append(pk.b, rdata...)
+	return pk.end(sec, start, rdlen)
 }
 
 // addr writes an A or AAAA record, per ip's family.
-func (w *wire) addr(sec int, o owner, ip netip.Addr, ttl uint32) bool {
+func (pk *packer) addr(sec int, o owner, ip netip.Addr, ttl uint32) bool {
 	if ip.Is4() {
 		a := ip.As4()
-		return w.record(sec, o, dns.TypeA, a[:], ttl)
+		return pk.record(sec, o, dns.TypeA, a[:], ttl)
 	}
 	a := ip.As16()
-	return w.record(sec, o, dns.TypeAAAA, a[:], ttl)
+	return pk.record(sec, o, dns.TypeAAAA, a[:], ttl)
 }
 
 // addrs writes ips of the asked family (qtype A or AAAA) in order and
 // reports how many it wrote and whether all of them fit.
-func (w *wire) addrs(sec int, o owner, ips []netip.Addr, qtype uint16, ttl uint32) (int, bool) {
+func (pk *packer) addrs(sec int, o owner, ips []netip.Addr, qtype uint16, ttl uint32) (int, bool) {
 	n := 0
 	for _, ip := range ips {
 		if ip.Is4() != (qtype == dns.TypeA) {
 			continue
 		}
-		if !w.addr(sec, o, ip, ttl) {
+		if !pk.addr(sec, o, ip, ttl) {
 			return n, false
 		}
 		n++
@@ -266,11 +269,11 @@ func (w *wire) addrs(sec int, o owner, ips []netip.Addr, qtype uint16, ttl uint3
 
 // addrsAll writes ips of both families as one group: all of them, or none
 // when they do not all fit (an additional section entry for a target).
-func (w *wire) addrsAll(sec int, o owner, ips []netip.Addr, ttl uint32) {
-	mark, count := len(w.b), w.count[sec]
+func (pk *packer) addrsAll(sec int, o owner, ips []netip.Addr, ttl uint32) {
+	mark, count := len(pk.b), pk.count[sec]
 	for _, ip := range ips {
-		if !w.addr(sec, o, ip, ttl) {
-			w.b, w.count[sec] = w.b[:mark], count
+		if !pk.addr(sec, o, ip, ttl) {
+			pk.b, pk.count[sec] = pk.b[:mark], count
 			return
 		}
 	}
@@ -279,68 +282,68 @@ func (w *wire) addrsAll(sec int, o owner, ips []netip.Addr, ttl uint32) {
 // srv writes an SRV record with target <host>.<svc>.<zone>, uncompressed
 // as RFC 2782 asks, and returns the target's offset (for the additional
 // records it owns) or -1 when it did not fit.
-func (w *wire) srv(sec int, o owner, port uint16, host string, svc, zone []byte, ttl uint32) int {
-	start, rdlen := w.rr(o, dns.TypeSRV, ttl)
-	w.b = append(w.b, 0, 10, 0, 10) // priority 10, weight 10: clients spread load
-	w.b = binary.BigEndian.AppendUint16(w.b, port)
-	target := len(w.b)
-	w.b = appendLabel(w.b, host)
-	w.b = appendLabel(w.b, svc)
-	w.b = append(w.b, zone...)
-	if !w.end(sec, start, rdlen) {
+func (pk *packer) srv(sec int, o owner, port uint16, host string, svc, zone []byte, ttl uint32) int {
+	start, rdlen := pk.rr(o, dns.TypeSRV, ttl)
+	pk.b = append(pk.b, 0, 10, 0, 10) // priority 10, weight 10: clients spread load
+	pk.b = binary.BigEndian.AppendUint16(pk.b, port)
+	target := len(pk.b)
+	pk.b = appendLabel(pk.b, host)
+	pk.b = appendLabel(pk.b, svc)
+	pk.b = append(pk.b, zone...)
+	if !pk.end(sec, start, rdlen) {
 		return -1
 	}
 	return target
 }
 
 // txt writes a TXT record from packed character strings.
-func (w *wire) txt(o owner, strs []byte, ttl uint32) bool {
-	start, rdlen := w.rr(o, dns.TypeTXT, ttl)
-	w.b = append(w.b, strs...)
-	return w.end(secAnswer, start, rdlen)
+func (pk *packer) txt(o owner, strs []byte, ttl uint32) bool {
+	start, rdlen := pk.rr(o, dns.TypeTXT, ttl)
+	pk.b = append(pk.b, strs...)
+	return pk.end(secAnswer, start, rdlen)
 }
 
 // soa writes the zone's SOA (zone at offset zone) in section sec: primary
 // ns.dns.Z, mailbox hostmaster.Z, serial the etcd revision served
 // (truncated to 32 bits), minimum (negative TTL) the answer TTL.
-func (w *wire) soa(sec, zone int, serial uint32, ttl uint32) bool {
-	start, rdlen := w.rr(owner{at: zone}, dns.TypeSOA, ttl)
-	w.b = append(w.b, 2, 'n', 's', 3, 'd', 'n', 's')
-	w.b = appendPointer(w.b, zone)
-	w.b = append(w.b, 10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r')
-	w.b = appendPointer(w.b, zone)
-	w.b = binary.BigEndian.AppendUint32(w.b, serial)
-	w.b = binary.BigEndian.AppendUint32(w.b, 7200)
-	w.b = binary.BigEndian.AppendUint32(w.b, 1800)
-	w.b = binary.BigEndian.AppendUint32(w.b, 86400)
-	w.b = binary.BigEndian.AppendUint32(w.b, ttl)
-	return w.end(sec, start, rdlen)
+func (pk *packer) soa(sec, zone int, serial uint32, ttl uint32) bool {
+	start, rdlen := pk.rr(owner{at: zone}, dns.TypeSOA, ttl)
+	pk.b = append(pk.b, 2, 'n', 's', 3, 'd', 'n', 's')
+	pk.b = appendPointer(pk.b, zone)
+	pk.b = append(pk.b, 10, 'h', 'o', 's', 't', 'm', 'a', 's', 't', 'e', 'r')
+	pk.b = appendPointer(pk.b, zone)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, serial)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, 7200)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, 1800)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, 86400)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, ttl)
+	return pk.end(sec, start, rdlen)
 }
 
 // ns writes the zone's NS record, target ns.dns.Z.
-func (w *wire) ns(zone int, ttl uint32) bool {
-	start, rdlen := w.rr(owner{at: zone}, dns.TypeNS, ttl)
-	w.b = append(w.b, 2, 'n', 's', 3, 'd', 'n', 's')
-	w.b = appendPointer(w.b, zone)
-	return w.end(secAnswer, start, rdlen)
+func (pk *packer) ns(zone int, ttl uint32) bool {
+	start, rdlen := pk.rr(owner{at: zone}, dns.TypeNS, ttl)
+	pk.b = append(pk.b, 2, 'n', 's', 3, 'd', 'n', 's')
+	pk.b = appendPointer(pk.b, zone)
+	return pk.end(secAnswer, start, rdlen)
 }
 
 // opt writes the response's OPT record as CoreDNS would make it from the
 // request's (request.SizeAndDo): the request's UDP size, its flags without
 // extended rcode and version, and the client subnet option when echoed.
 // It always fits: its room was kept out of the limit.
-func (w *wire) opt(req *dns.OPT, ecs *dns.EDNS0_SUBNET) {
-	w.b = append(w.b, 0) // root
-	w.b = binary.BigEndian.AppendUint16(w.b, dns.TypeOPT)
-	w.b = binary.BigEndian.AppendUint16(w.b, req.Hdr.Class)
-	w.b = binary.BigEndian.AppendUint32(w.b, req.Hdr.Ttl&0xff00)
-	rdlen := len(w.b)
-	w.b = append(w.b, 0, 0)
+func (pk *packer) opt(req *dns.OPT, ecs *dns.EDNS0_SUBNET) {
+	pk.b = append(pk.b, 0) // root
+	pk.b = binary.BigEndian.AppendUint16(pk.b, dns.TypeOPT)
+	pk.b = binary.BigEndian.AppendUint16(pk.b, req.Hdr.Class)
+	pk.b = binary.BigEndian.AppendUint32(pk.b, req.Hdr.Ttl&0xff00)
+	rdlen := len(pk.b)
+	pk.b = append(pk.b, 0, 0)
 	if ecs != nil {
-		w.b = appendECS(w.b, ecs)
+		pk.b = appendECS(pk.b, ecs)
 	}
-	binary.BigEndian.PutUint16(w.b[rdlen:], uint16(len(w.b)-rdlen-2))
-	w.count[secAdditional]++
+	binary.BigEndian.PutUint16(pk.b[rdlen:], uint16(len(pk.b)-rdlen-2))
+	pk.count[secAdditional]++
 }
 
 // ecsLen is the wire length of a client subnet option with its header.

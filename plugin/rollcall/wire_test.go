@@ -235,12 +235,12 @@ func TestECSEcho(t *testing.T) {
 			r := new(dns.Msg)
 			r.SetQuestion("web."+zInfra, dns.TypeA)
 			r.SetEdns0(1232, false)
-			w := getWire(512)
-			w.header(r, r.Question[0], dns.RcodeSuccess)
-			w.opt(r.IsEdns0(), &tt.ecs)
-			w.finish()
+			pk := getPacker(512)
+			pk.header(r, r.Question[0], dns.RcodeSuccess)
+			pk.opt(r.IsEdns0(), &tt.ecs)
+			pk.finish()
 			m := new(dns.Msg)
-			if err := m.Unpack(w.b); err != nil {
+			if err := m.Unpack(pk.b); err != nil {
 				t.Fatalf("echo does not unpack: %v", err)
 			}
 			var got *dns.EDNS0_SUBNET
