@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -44,8 +45,8 @@ func agentConfig(host string, endpoint string, ttl time.Duration, public, overla
 }
 
 // startAgent starts bin/servicereg for host (agent number n picks its
-// addresses) against sd's user manager; tb's cleanup stops it.
-func startAgent(tb *benchTB, cfg Config, env *Env, sd *testkit.Systemd, n int, host string, ttl time.Duration, svcs []agentService) (*agentProc, error) {
+// addresses) against sd's user manager; it stops when the part ends.
+func startAgent(atEnd *cleanups, cfg Config, env *Env, sd *testkit.Systemd, n int, host string, ttl time.Duration, svcs []agentService) (*agentProc, error) {
 	pub := addAddr(netip.MustParseAddr("198.19.0.1"), n)
 	ovl := addAddr(netip.MustParseAddr("10.99.0.1"), n)
 	path := filepath.Join(env.Dir, "agent-"+host+".yml")
@@ -60,7 +61,7 @@ func startAgent(tb *benchTB, cfg Config, env *Env, sd *testkit.Systemd, n int, h
 		return nil, fmt.Errorf("servicereg for %s: %w", host, err)
 	}
 	a := &agentProc{Host: host, Overlay: ovl, proc: proc}
-	tb.Cleanup(a.Stop)
+	atEnd.add(a.Stop)
 	return a, nil
 }
 
@@ -128,32 +129,60 @@ func durRow(ds []time.Duration) []string {
 
 // agentSetup is what the agent parts share: a rollcall server and a
 // systemd user manager.
-func agentSetup(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Server, *testkit.Systemd) {
+func agentSetup(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*Server, *testkit.Systemd, error) {
 	if !env.HasPlugin("rollcall") {
-		tb.Skipf("plugin rollcall is not compiled into bin/coredns")
+		return nil, nil, skipf("plugin rollcall is not compiled into bin/coredns")
 	}
 	if _, err := os.Stat(cfg.Servicereg()); err != nil {
-		tb.Skipf("no agent binary (%v): build cmd/servicereg", err)
+		return nil, nil, skipf("no agent binary (%v): build cmd/servicereg", err)
 	}
 	if _, err := env.EnsureData(ctx, cfg.Small, smallPrefix, true); err != nil {
-		tb.Fatalf("%v", err)
+		return nil, nil, err
 	}
-	s, err := env.Start(ctx, tb, rollcallContender("rollcall", env.Etcd.ClientURL, smallPrefix))
+	s, err := env.Start(ctx, atEnd, rollcallContender("rollcall", env.Etcd.ClientURL, smallPrefix))
 	if err != nil {
-		tb.Fatalf("%v", err)
+		return nil, nil, err
 	}
-	sd := testkit.StartSystemd(tb)
-	return s, sd
+	sd, err := testkit.NewSystemd()
+	if errors.Is(err, testkit.ErrNoSystemd) {
+		return nil, nil, skipf("%v: this part needs a real systemd user manager", err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	atEnd.add(sd.Close)
+	return s, sd, nil
+}
+
+// systemctl runs `systemctl --user` against sd; its error holds the output.
+func systemctl(sd *testkit.Systemd, args ...string) error {
+	if out, err := sd.TrySystemctl(args...); err != nil {
+		return fmt.Errorf("systemctl --user %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// startSleepUnit writes a unit that runs until stopped and starts it.
+func startSleepUnit(sd *testkit.Systemd, unit string) error {
+	if err := sd.TryWriteUnit(unit, testkit.SleepUnit); err != nil {
+		return err
+	}
+	return systemctl(sd, "start", unit)
 }
 
 // partAgent times `systemctl --user start` of a unit until its service
 // answers in DNS with a real agent, and stop until it is gone.
-func partAgent(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section, []string, error) {
+func partAgent(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*Section, []string, error) {
 	sec := &Section{Title: fmt.Sprintf("Propagation: unit start/stop to DNS answer, real agent (%d cycles)", cfg.AgentChanges)}
-	s, sd := agentSetup(ctx, cfg, env, tb)
+	s, sd, err := agentSetup(ctx, cfg, env, atEnd)
+	if err != nil {
+		return nil, nil, err
+	}
 	const svc, unit = "agentprop", "agentprop.service"
-	sd.WriteUnit(unit, testkit.SleepUnit)
-	a, err := startAgent(tb, cfg, env, sd, 0, "agent-prop", 10*time.Second, []agentService{{Name: svc, Unit: unit}})
+	if err := sd.TryWriteUnit(unit, testkit.SleepUnit); err != nil {
+		return nil, nil, err
+	}
+	a, err := startAgent(atEnd, cfg, env, sd, 0, "agent-prop", 10*time.Second, []agentService{{Name: svc, Unit: unit}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,7 +190,9 @@ func partAgent(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section
 	var up, down, ctlUp, ctlDown []time.Duration
 	for i := 0; i < cfg.AgentChanges; i++ {
 		t0 := time.Now()
-		sd.Systemctl("start", unit)
+		if err := systemctl(sd, "start", unit); err != nil {
+			return nil, nil, err
+		}
 		ctlUp = append(ctlUp, time.Since(t0))
 		at, err := waitDNS(ctx, s.Addr, name, 30*time.Second, hasAddr(a.Overlay))
 		if err != nil {
@@ -169,7 +200,9 @@ func partAgent(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section
 		}
 		up = append(up, at.Sub(t0))
 		t0 = time.Now()
-		sd.Systemctl("stop", unit)
+		if err := systemctl(sd, "stop", unit); err != nil {
+			return nil, nil, err
+		}
 		ctlDown = append(ctlDown, time.Since(t0))
 		at, err = waitDNS(ctx, s.Addr, name, 30*time.Second, lacksAddr(a.Overlay))
 		if err != nil {

@@ -9,7 +9,8 @@ const ttlSeconds = 5
 // common head plus the plugin under test) and how to judge its answers.
 type Contender struct {
 	Name     string
-	Plugin   string // the plugin that must be compiled in
+	Plugin   string   // the plugin that must be compiled in
+	Needs    []string // other plugins its block needs compiled in
 	Corefile func(p serverPorts) string
 	Check    Checker
 	// DiscardStdout sends CoreDNS's standard output (the log plugin's

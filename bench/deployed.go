@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/rollcall/rollcall/test/testkit"
@@ -22,13 +23,14 @@ type deployment struct {
 	Key   string // in server names
 	Lines string // Corefile lines; %[1]d is the prometheus port
 	Log   bool   // has the log plugin, whose lines go to /dev/null
+	Needs string // a plugin of Lines that may not be compiled in, or ""
 }
 
 var deployments = []deployment{
 	{Name: "alone", Key: "alone"},
 	{Name: "errors, prometheus", Key: "ep", Lines: "    errors\n    prometheus 127.0.0.1:%[1]d\n"},
 	{Name: "errors, prometheus, log", Key: "epl", Lines: "    errors\n    prometheus 127.0.0.1:%[1]d\n    log\n", Log: true},
-	{Name: "errors, prometheus, multisocket 2", Key: "ms", Lines: "    errors\n    prometheus 127.0.0.1:%[1]d\n    multisocket 2\n"},
+	{Name: "errors, prometheus, multisocket 2", Key: "ms", Lines: "    errors\n    prometheus 127.0.0.1:%[1]d\n    multisocket 2\n", Needs: "multisocket"},
 }
 
 // deployedTargets are the issue's targets in every deployment: rollcall
@@ -40,8 +42,11 @@ var deployedTargets = map[string]float64{"whoami": 1.00, "file": 1.50}
 // prometheus's.
 func asDeployed(c Contender, d deployment, metricsPort int) Contender {
 	base := c.Corefile
-	c.Name = c.Name + "-" + d.Key
+	c.Name = deployedName(c.Name, d)
 	c.DiscardStdout = d.Log
+	if d.Needs != "" {
+		c.Needs = append(slices.Clone(c.Needs), d.Needs)
+	}
 	if d.Lines == "" {
 		return c
 	}
@@ -52,150 +57,145 @@ func asDeployed(c Contender, d deployment, metricsPort int) Contender {
 	return c
 }
 
+// deployedName is the name of contender's server behind deployment d.
+func deployedName(contender string, d deployment) string { return contender + "-" + d.Key }
+
 // deployedRounds is how many rounds the part runs: fewer than the
 // throughput part's, as it loads four times as many servers.
 func deployedRounds(cfg Config) int { return max(1, min(cfg.Rounds, 4)) }
 
 // partDeployed measures every contender alone and behind each deployment's
 // plugins, all in the same alternating rounds.
-func partDeployed(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section, []string, error) {
-	d := cfg.Small
+func partDeployed(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*Section, []string, error) {
 	sec := &Section{Title: "As deployed: errors, prometheus and log in front of every contender"}
 	sec.Header = []string{"plugins in front", "contender", "qps (median)", "server CPU per query (median)",
 		"rollcall / this, qps (paired median)", "this / rollcall, CPU per query (paired median)", "p50", "p99", "lost", "not NOERROR"}
-	var problems []string
-	if _, err := env.EnsureData(ctx, d, smallPrefix, true); err != nil {
-		return nil, nil, err
-	}
-	zone, err := env.ZoneFile(d)
-	if err != nil {
-		return nil, nil, err
-	}
-	qs := d.Queries()
-	qfile, err := writeQueryFile(env.Dir, "queries-small.txt", qs)
+	mix, err := prepareSmallMix(ctx, env, cfg.Small)
 	if err != nil {
 		return nil, nil, err
 	}
 	plain := []Contender{
 		rollcallContender("rollcall", env.Etcd.ClientURL, smallPrefix),
 		whoamiContender(),
-		fileContender(zone),
+		fileContender(mix.zone),
 		etcdContender(env.Etcd.ClientURL),
 	}
-	type cell struct{ dep, contender string }
-	var (
-		servers []*Server
-		checks  = map[string]Checker{}
-		skipped = map[cell]string{}
-		names   = map[cell]string{} // server name
-	)
-	for _, dep := range deployments {
-		for _, c := range plain {
-			k := cell{dep.Key, c.Name}
-			dc := asDeployed(c, dep, testkit.FreePort(tb))
-			names[k] = dc.Name
-			switch {
-			case !env.HasPlugin(c.Plugin):
-				skipped[k] = fmt.Sprintf("plugin %s is not compiled into bin/coredns", c.Plugin)
-				continue
-			case dep.Key == "ms" && !env.HasPlugin("multisocket"):
-				skipped[k] = "plugin multisocket is not compiled into bin/coredns"
-				continue
-			}
-			s, err := env.Start(ctx, tb, dc)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s: %v", dc.Name, err))
-				skipped[k] = "did not start: " + firstLine(err.Error())
-				continue
-			}
-			if err := CheckAll(ctx, s.Addr, qs, cfg.CheckQueries, c.Check); err != nil {
-				problems = append(problems, fmt.Sprintf("%s before load: %v", dc.Name, err))
-				skipped[k] = "wrong answers: " + firstLine(err.Error())
-				continue
-			}
-			servers = append(servers, s)
-			checks[s.Name] = c.Check
-		}
+	all, err := deployedContenders(plain)
+	if err != nil {
+		return nil, nil, err
 	}
+	cs, problems := startContenders(ctx, cfg, env, atEnd, all, mix.qs)
 	rcfg := cfg
 	rcfg.Rounds = deployedRounds(cfg)
-	stats, err := loadRounds(ctx, rcfg, env, servers, qfile, qs)
+	stats, err := loadRounds(ctx, rcfg, env, cs.servers, mix.qfile, mix.qs)
 	if err != nil {
 		return nil, problems, err
 	}
-	for _, s := range servers {
-		if err := CheckAll(ctx, s.Addr, qs, cfg.CheckQueries, checks[s.Name]); err != nil {
-			problems = append(problems, fmt.Sprintf("%s after load: %v", s.Name, err))
-		}
-		if n := stats[s.Name].badRcodes(); n > 0 {
-			problems = append(problems, fmt.Sprintf("%s: %d answers were not NOERROR under load: %v", s.Name, n, stats[s.Name].rcodes))
-		}
-	}
+	problems = append(problems, checkAfterLoad(ctx, cfg, cs, stats, mix.qs)...)
 	for _, dep := range deployments {
-		rc := stats[names[cell{dep.Key, "rollcall"}]]
-		for _, c := range plain {
-			k := cell{dep.Key, c.Name}
-			st, ok := stats[names[k]]
-			if !ok {
-				sec.Row(dep.Name, c.Name, notMeasured(skipped[k]))
-				continue
-			}
-			ratio, cpuRatio := "1.00x", "1.00x"
-			switch {
-			case rc == nil:
-				ratio, cpuRatio = "-", "-"
-			case c.Name != "rollcall":
-				ratio, cpuRatio = fmtRatio(pairedRatio(rc, st)), fmtRatio(pairedCPURatio(st, rc))
-			}
-			sec.Row(dep.Name, c.Name, fmtQPS(median(st.qps)), fmt.Sprintf("%.1f µs", float64(medianDur(st.cpuPerQuery))/1e3),
-				ratio, cpuRatio, fmtDur(medianDur(st.p50)), fmtDur(medianDur(st.p99)),
-				fmt.Sprintf("%d of %d", st.lost, st.lost+st.completed), fmt.Sprint(st.badRcodes()))
-		}
-		if rc == nil {
-			continue
-		}
-		var parts []string
-		for _, other := range []string{"whoami", "file", "etcd"} {
-			st, ok := stats[names[cell{dep.Key, other}]]
-			if !ok {
-				continue
-			}
-			r, cr := pairedRatio(rc, st), pairedCPURatio(st, rc)
-			p := fmt.Sprintf("rollcall / %s %s qps, %s by CPU per query", other, fmtRatio(r), fmtRatio(cr))
-			if target, ok := deployedTargets[other]; ok {
-				p += deployedVerdict(target, r, cr)
-			}
-			parts = append(parts, p)
-			sec.Note("**%s, rollcall / %s: %s qps** (paired median; per round %s), **%s by CPU per query** (paired median; per round %s)%s.",
-				dep.Name, other, fmtRatio(r), roundRatios(rc, st), fmtRatio(cr), roundCPURatios(st, rc), targetNote(other))
-		}
-		sec.Summary = append(sec.Summary, fmt.Sprintf("As deployed, %s: %s.", dep.Name, strings.Join(parts, "; ")))
+		deployedRows(sec, dep, plain, cs, stats)
+		deployedComparisons(sec, dep, stats)
 	}
 	if cfg.ProfileFor > 0 {
-		// Where the time goes behind every plugin of the table: what
-		// prometheus and log cost each contender, and what is left of
-		// rollcall's lead.
-		var epl []*Server
-		for _, s := range servers {
-			if strings.HasSuffix(s.Name, "-epl") {
-				epl = append(epl, s)
-			}
-		}
-		prof := profileBreakdown(ctx, cfg, env, epl, stats, qfile, qs)
-		prof.Title = "Where a query's CPU time goes behind errors, prometheus and log (CPU profiles under load)"
-		prof.Intro = append(prof.Intro, "Behind these plugins a contender's own work includes feeding the recorders of prometheus and log "+
-			"(a dns.Msg is measured by each as it passes; rollcall fills them from its packed reply); what prometheus and log do with "+
-			"what they recorded (metrics, the log line) is outside these columns.")
-		sec.Sub = append(sec.Sub, prof)
+		sec.Sub = append(sec.Sub, deployedProfile(ctx, cfg, env, cs.servers, stats, mix))
 	}
-	sec.Intro = append(sec.Intro, fmt.Sprintf("The contenders of the throughput table, each in four server blocks: alone (as above), "+
+	sec.Intro = append(sec.Intro, deployedIntro(cfg, len(cs.servers), rcfg.Rounds))
+	return sec, problems, nil
+}
+
+// deployedContenders is every plain contender behind every deployment's
+// plugins, deployment by deployment.
+func deployedContenders(plain []Contender) ([]Contender, error) {
+	var all []Contender
+	for _, dep := range deployments {
+		for _, c := range plain {
+			metricsPort, err := testkit.TryFreePort()
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, asDeployed(c, dep, metricsPort))
+		}
+	}
+	return all, nil
+}
+
+// deployedRows adds deployment dep's rows to the table, one per contender.
+func deployedRows(sec *Section, dep deployment, plain []Contender, cs *contenderServers, stats map[string]*runStats) {
+	rc := stats[deployedName("rollcall", dep)]
+	for _, c := range plain {
+		name := deployedName(c.Name, dep)
+		st, ok := stats[name]
+		if !ok {
+			sec.Row(dep.Name, c.Name, notMeasured(cs.skipped[name]))
+			continue
+		}
+		ratio, cpuRatio := "1.00x", "1.00x"
+		switch {
+		case rc == nil:
+			ratio, cpuRatio = "-", "-"
+		case c.Name != "rollcall":
+			ratio, cpuRatio = fmtRatio(pairedRatio(rc, st)), fmtRatio(pairedCPURatio(st, rc))
+		}
+		sec.Row(dep.Name, c.Name, fmtQPS(median(st.qps)), fmt.Sprintf("%.1f µs", float64(medianDur(st.cpuPerQuery))/1e3),
+			ratio, cpuRatio, fmtDur(medianDur(st.p50)), fmtDur(medianDur(st.p99)),
+			fmt.Sprintf("%d of %d", st.lost, st.lost+st.completed), fmt.Sprint(st.badRcodes()))
+	}
+}
+
+// deployedComparisons adds to the notes and the summary how rollcall
+// compares with each other contender behind deployment dep's plugins,
+// against the targets.
+func deployedComparisons(sec *Section, dep deployment, stats map[string]*runStats) {
+	rc := stats[deployedName("rollcall", dep)]
+	if rc == nil {
+		return
+	}
+	var parts []string
+	for _, other := range []string{"whoami", "file", "etcd"} {
+		st, ok := stats[deployedName(other, dep)]
+		if !ok {
+			continue
+		}
+		r, cr := pairedRatio(rc, st), pairedCPURatio(st, rc)
+		p := fmt.Sprintf("rollcall / %s %s qps, %s by CPU per query", other, fmtRatio(r), fmtRatio(cr))
+		if target, ok := deployedTargets[other]; ok {
+			p += deployedVerdict(target, r, cr)
+		}
+		parts = append(parts, p)
+		sec.Note("**%s, rollcall / %s: %s qps** (paired median; per round %s), **%s by CPU per query** (paired median; per round %s)%s.",
+			dep.Name, other, fmtRatio(r), roundRatios(rc, st), fmtRatio(cr), roundCPURatios(st, rc), targetNote(other))
+	}
+	sec.Summary = append(sec.Summary, fmt.Sprintf("As deployed, %s: %s.", dep.Name, strings.Join(parts, "; ")))
+}
+
+// deployedProfile is where the time goes behind every plugin of the table:
+// what prometheus and log cost each contender, and what is left of
+// rollcall's lead.
+func deployedProfile(ctx context.Context, cfg Config, env *Env, servers []*Server, stats map[string]*runStats, mix *smallMix) *Section {
+	var epl []*Server
+	for _, s := range servers {
+		if strings.HasSuffix(s.Name, "-epl") {
+			epl = append(epl, s)
+		}
+	}
+	prof := profileBreakdown(ctx, cfg, env, epl, stats, mix.qfile, mix.qs)
+	prof.Title = "Where a query's CPU time goes behind errors, prometheus and log (CPU profiles under load)"
+	prof.Intro = append(prof.Intro, "Behind these plugins a contender's own work includes feeding the recorders of prometheus and log "+
+		"(a dns.Msg is measured by each as it passes; rollcall fills them from its packed reply); what prometheus and log do with "+
+		"what they recorded (metrics, the log line) is outside these columns.")
+	return prof
+}
+
+// deployedIntro says how the table was measured: nservers servers in
+// rounds rounds.
+func deployedIntro(cfg Config, nservers, rounds int) string {
+	return fmt.Sprintf("The contenders of the throughput table, each in four server blocks: alone (as above), "+
 		"behind `errors` and `prometheus` (deploy/coredns/Corefile's block), behind `errors`, `prometheus` and `log` (default format; CoreDNS writes "+
 		"the lines to its standard output, here /dev/null), and behind `errors` and `prometheus` with `multisocket 2`. "+
 		"All %d servers stay up; %d rounds, each server %v per round in turn (after a %v warm-up each), same query mix, client and checks as the throughput table; "+
 		"ratios are paired: the median over rounds of the ratio within a round. "+
 		"Targets, for every deployment: rollcall at least 1.00x whoami and 1.50x file, by qps and by server CPU per query. %s",
-		len(servers), rcfg.Rounds, cfg.Duration, cfg.Warmup, multisocketNote(cfg)))
-	return sec, problems, nil
+		nservers, rounds, cfg.Duration, cfg.Warmup, multisocketNote(cfg))
 }
 
 // multisocketNote says what the multisocket row can show on this machine.

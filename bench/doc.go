@@ -30,5 +30,5 @@
 //	stats.go        Histogram: latency percentiles at three significant digits
 //	report.go       Report and Section: BENCHMARKS.md as Markdown
 //	parallel.go     parallel: n calls, at most so many at once, stopping at the first error
-//	tb.go           benchTB: test/testkit's helpers outside `go test`
+//	cleanup.go      cleanups: what a part started, stopped when it ends; skipError: a part that cannot run here
 package main

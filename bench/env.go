@@ -19,7 +19,6 @@ import (
 // the data sets written into it once, the binaries, and a work folder.
 type Env struct {
 	cfg  Config
-	tb   *benchTB
 	Etcd *testkit.Etcd
 	Cli  *clientv3.Client
 	Dir  string
@@ -35,17 +34,41 @@ const (
 	bigPrefix   = "/rcbig"    // the scale data set
 )
 
-// NewEnv starts etcd; tb's cleanup stops it.
-func NewEnv(tb *benchTB, cfg Config) (*Env, error) {
-	e := &Env{cfg: cfg, tb: tb, Dir: tb.TempDir(), written: map[string]bool{}}
-	e.Etcd = testkit.StartEtcd(tb)
-	e.Cli = e.Etcd.Client(tb)
-	plugins, err := corednsPlugins(filepath.Join(cfg.Bin, "coredns"))
-	if err != nil {
+// NewEnv makes the work folder, starts etcd and lists bin/coredns's
+// plugins; Close stops etcd and removes the folder.
+func NewEnv(cfg Config) (_ *Env, err error) {
+	e := &Env{cfg: cfg, written: map[string]bool{}}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.Dir, err = os.MkdirTemp("", "rollcall-bench"); err != nil {
 		return nil, err
 	}
-	e.plugins = plugins
+	if e.Etcd, err = testkit.NewEtcd(); err != nil {
+		return nil, fmt.Errorf("start etcd: %w", err)
+	}
+	if e.Cli, err = e.Etcd.NewClient(); err != nil {
+		return nil, err
+	}
+	if e.plugins, err = corednsPlugins(filepath.Join(cfg.Bin, "coredns")); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// Close closes the client, stops etcd and removes the work folder.
+func (e *Env) Close() {
+	if e.Cli != nil {
+		e.Cli.Close()
+	}
+	if e.Etcd != nil {
+		e.Etcd.Close()
+	}
+	if e.Dir != "" {
+		os.RemoveAll(e.Dir)
+	}
 }
 
 // corednsPlugins lists the plugins compiled into a coredns binary.
@@ -67,6 +90,17 @@ func corednsPlugins(bin string) (map[string]bool, error) {
 
 // HasPlugin reports whether bin/coredns has the plugin compiled in.
 func (e *Env) HasPlugin(name string) bool { return e.plugins[name] }
+
+// missingPlugin names the first plugin contender c needs that bin/coredns
+// lacks, or "".
+func (e *Env) missingPlugin(c Contender) string {
+	for _, p := range append([]string{c.Plugin}, c.Needs...) {
+		if !e.HasPlugin(p) {
+			return p
+		}
+	}
+	return ""
+}
 
 // EnsureData writes data set d under prefix (rollcall layout) once; for
 // the small prefix it also writes the SkyDNS copy for the etcd plugin.
@@ -103,19 +137,29 @@ func (e *Env) ZoneFile(d Dataset) (string, error) {
 }
 
 // ports hands out a server's ports.
-func (e *Env) ports() serverPorts {
-	return serverPorts{DNS: testkit.FreePort(e.tb), Ready: testkit.FreePort(e.tb), Pprof: testkit.FreePort(e.tb)}
+func (e *Env) ports() (serverPorts, error) {
+	var p serverPorts
+	for _, port := range []*int{&p.DNS, &p.Ready, &p.Pprof} {
+		var err error
+		if *port, err = testkit.TryFreePort(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
 }
 
 // Start starts a contender's server and waits until it is ready; the
-// server stops when tb's cleanup runs.
-func (e *Env) Start(ctx context.Context, tb *benchTB, c Contender) (*Server, error) {
-	p := e.ports()
+// server stops when the part ends (atEnd).
+func (e *Env) Start(ctx context.Context, atEnd *cleanups, c Contender) (*Server, error) {
+	p, err := e.ports()
+	if err != nil {
+		return nil, err
+	}
 	s, err := startServer(c.Name, e.cfg.Bin, e.Dir, c.Corefile(p), p, e.cfg.Pin, c.DiscardStdout)
 	if err != nil {
 		return nil, err
 	}
-	tb.Cleanup(s.Stop)
+	atEnd.add(s.Stop)
 	if _, err := s.WaitReady(ctx, 5*time.Minute); err != nil {
 		return nil, err
 	}

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // etcdMetrics reads the counters of etcd's /metrics that say how much the
@@ -66,16 +64,20 @@ func parseMetrics(sc *bufio.Scanner) (map[string]float64, error) {
 
 // partEtcdLoad starts N agents (one lease each) and measures, from etcd's
 // own counters, the writes and keepalives they cause in steady state.
-func partEtcdLoad(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section, []string, error) {
+func partEtcdLoad(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*Section, []string, error) {
 	const ttl = 10 * time.Second
 	const perAgent = 3
 	sec := &Section{Title: fmt.Sprintf("etcd load: %d agents, %d services each, lease TTL %v", cfg.Agents, perAgent, ttl)}
-	s, sd := agentSetup(ctx, cfg, env, tb)
+	s, sd, err := agentSetup(ctx, cfg, env, atEnd)
+	if err != nil {
+		return nil, nil, err
+	}
 	var svcs []agentService
 	for i := 0; i < perAgent; i++ {
 		u := fmt.Sprintf("load%d.service", i)
-		sd.WriteUnit(u, testkit.SleepUnit)
-		sd.Systemctl("start", u)
+		if err := startSleepUnit(sd, u); err != nil {
+			return nil, nil, err
+		}
 		svcs = append(svcs, agentService{Name: fmt.Sprintf("load%d", i), Unit: u})
 	}
 	before, err := etcdMetrics(ctx, env.Etcd.ClientURL)
@@ -85,7 +87,7 @@ func partEtcdLoad(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Sect
 	t0 := time.Now()
 	var agents []*agentProc
 	for i := 0; i < cfg.Agents; i++ {
-		a, err := startAgent(tb, cfg, env, sd, 100+i, fmt.Sprintf("agent-load-%d", i), ttl, svcs)
+		a, err := startAgent(atEnd, cfg, env, sd, 100+i, fmt.Sprintf("agent-load-%d", i), ttl, svcs)
 		if err != nil {
 			return nil, nil, err
 		}

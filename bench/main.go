@@ -132,29 +132,34 @@ func parseFlags(args []string) (Config, error) {
 	if cfg.Rounds < 1 || cfg.Duration < 100*time.Millisecond {
 		return cfg, fmt.Errorf("-rounds must be at least 1 and -duration at least 100ms")
 	}
-	cfg.Parts = map[string]bool{}
-	for _, p := range strings.Split(parts, ",") {
-		p = strings.TrimSpace(p)
-		switch {
-		case p == "all":
-			for _, a := range allParts {
-				cfg.Parts[a] = true
-			}
-		case contains(allParts, p):
-			cfg.Parts[p] = true
-		default:
-			return cfg, fmt.Errorf("-parts: unknown part %q; the parts are %s", p, strings.Join(allParts, ","))
-		}
+	var err error
+	if cfg.Parts, err = parseParts(parts); err != nil {
+		return cfg, err
 	}
 	if *pin && machineCPUs() >= 2 {
 		cfg.Pin = Pinning{ServerCPU: "0", ClientCPU: "1"}
 	}
-	bin, err := filepath.Abs(cfg.Bin)
-	if err != nil {
-		return cfg, err
+	cfg.Bin, err = filepath.Abs(cfg.Bin)
+	return cfg, err
+}
+
+// parseParts reads -parts: a comma-separated list of parts, or "all".
+func parseParts(list string) (map[string]bool, error) {
+	parts := map[string]bool{}
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "all":
+			for _, a := range allParts {
+				parts[a] = true
+			}
+		case contains(allParts, p):
+			parts[p] = true
+		default:
+			return nil, fmt.Errorf("-parts: unknown part %q; the parts are %s", p, strings.Join(allParts, ","))
+		}
 	}
-	cfg.Bin = bin
-	return cfg, nil
+	return parts, nil
 }
 
 // machineCPUs counts the machine's CPUs from /proc/cpuinfo: unlike
@@ -254,8 +259,9 @@ func main() {
 }
 
 // partFunc runs one part and returns its section and any correctness
-// problems (wrong answers; speed is never a problem).
-type partFunc func(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section, []string, error)
+// problems (wrong answers; speed is never a problem). What it starts it
+// stops through atEnd; a skipError says it cannot run here.
+type partFunc func(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*Section, []string, error)
 
 var partFuncs = map[string]partFunc{
 	"throughput":  partThroughput,
@@ -282,50 +288,26 @@ var partTitles = map[string]string{
 func Run(ctx context.Context, cfg Config) (*Report, []string, error) {
 	start := time.Now()
 	rep := &Report{Title: "rollcall benchmarks"}
+	env, err := NewEnv(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer env.Close()
+	rep.Preamble = preamble(ctx, cfg, env)
 	var problems []string
-	var envErr error
-	_, _ = runTB("bench", func(tb *benchTB) error {
-		env, err := NewEnv(tb, cfg)
-		if err != nil {
-			envErr = err
-			return err
+	for _, name := range allParts {
+		if !cfg.Parts[name] {
+			continue
 		}
-		rep.Preamble = preamble(ctx, cfg, env)
-		for _, name := range allParts {
-			if !cfg.Parts[name] {
-				continue
+		if ctx.Err() != nil {
+			if len(rep.Sections) == 0 {
+				return nil, problems, ctx.Err()
 			}
-			if ctx.Err() != nil {
-				envErr = ctx.Err()
-				return nil
-			}
-			logf("part %s", name)
-			t0 := time.Now()
-			var sec *Section
-			var probs []string
-			skipped, err := runTB(name, func(ptb *benchTB) error {
-				var err error
-				sec, probs, err = partFuncs[name](ctx, cfg, env, ptb)
-				return err
-			})
-			problems = append(problems, probs...)
-			if sec == nil {
-				sec = &Section{Title: partTitles[name]}
-			}
-			switch {
-			case err != nil && skipped:
-				sec.Note("**Not measured**: %v", err)
-			case err != nil:
-				sec.Note("**Part failed**: %v", err)
-				problems = append(problems, fmt.Sprintf("%s: %v", name, err))
-			}
-			sec.Note("_(part took %v)_", time.Since(t0).Round(time.Second))
-			rep.Sections = append(rep.Sections, sec)
+			break
 		}
-		return nil
-	})
-	if envErr != nil && len(rep.Sections) == 0 {
-		return nil, problems, envErr
+		sec, probs := runPart(ctx, cfg, env, name)
+		problems = append(problems, probs...)
+		rep.Sections = append(rep.Sections, sec)
 	}
 	rep.Preamble = append(rep.Preamble, fmt.Sprintf("Total run time: %v.", time.Since(start).Round(time.Second)))
 	sum := &Section{Title: "Summary"}
@@ -345,6 +327,31 @@ func Run(ctx context.Context, cfg Config) (*Report, []string, error) {
 		rep.Sections = append(rep.Sections, &Section{Title: "Before and after", Notes: []string{strings.TrimSpace(string(b))}})
 	}
 	return rep, problems, nil
+}
+
+// runPart runs one part, stops what it started, and returns its section
+// (saying why when the part failed or could not run here) and its problems.
+func runPart(ctx context.Context, cfg Config, env *Env, name string) (*Section, []string) {
+	logf("part %s", name)
+	t0 := time.Now()
+	sec, problems, err := func() (*Section, []string, error) {
+		var atEnd cleanups
+		defer atEnd.run()
+		return partFuncs[name](ctx, cfg, env, &atEnd)
+	}()
+	if sec == nil {
+		sec = &Section{Title: partTitles[name]}
+	}
+	var skip skipError
+	switch {
+	case errors.As(err, &skip):
+		sec.Note("**Not measured**: %v", err)
+	case err != nil:
+		sec.Note("**Part failed**: %v", err)
+		problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+	}
+	sec.Note("_(part took %v)_", time.Since(t0).Round(time.Second))
+	return sec, problems
 }
 
 // preamble describes the machine, the versions and the method.

@@ -20,23 +20,60 @@ const propService = "prop"
 // rollcall (the watch path) and, as a reference, the etcd plugin (which
 // reads etcd on every query, so it sees a write at once, at the price of
 // its throughput).
-func partPropagation(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*Section, []string, error) {
+func partPropagation(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*Section, []string, error) {
 	d := cfg.Small
 	sec := &Section{Title: fmt.Sprintf("Propagation: etcd write to DNS answer (%d changes)", cfg.Changes)}
 	if _, err := env.EnsureData(ctx, d, smallPrefix, true); err != nil {
 		return nil, nil, err
 	}
-	keys := registry.MustKeys(smallPrefix)
 	host := d.Host(0)
+	targets, err := propagationTargets(ctx, env, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	qs := d.Queries()
+	qfile, err := writeQueryFile(env.Dir, "queries-small.txt", qs)
+	if err != nil {
+		return nil, nil, err
+	}
+	sec.Header = []string{"contender", "changes", "p50", "p90", "p99", "max", "mean"}
+	var problems []string
+	for _, tg := range targets {
+		if !env.HasPlugin(tg.c.Plugin) {
+			sec.Row(tg.c.Name, notMeasured("plugin "+tg.c.Plugin+" is not compiled into bin/coredns"))
+			continue
+		}
+		s, err := env.Start(ctx, atEnd, tg.c)
+		if err != nil {
+			return nil, nil, err
+		}
+		problems = append(problems, timePropagation(ctx, cfg, env, sec, s, tg, qfile, qs)...)
+		s.Stop()
+	}
+	sec.Intro = append(sec.Intro, fmt.Sprintf("Each change writes a new address for `%s.%s` (rollcall: the instance record of %s/%s with an "+
+		"`addrs` override, on a lease; etcd plugin: its SkyDNS key), then queries the name over UDP in a loop until the answer is the new "+
+		"address. Time is from just before the etcd Put to that answer, so it includes the Put's own round trip. \"Under full load\": "+
+		"the same while dnsperf saturates the server with the throughput query mix, so the probe's queries queue behind it.", propService, Zone, host, propService))
+	return sec, problems, nil
+}
+
+// propTarget is a contender of the propagation part and how to change the
+// address of propService in its data.
+type propTarget struct {
+	c     Contender
+	write func(ctx context.Context, ip netip.Addr) error
+}
+
+// propagationTargets are rollcall, whose instance record of host for
+// propService is written on a lease, and the etcd plugin, whose SkyDNS key
+// is written.
+func propagationTargets(ctx context.Context, env *Env, host string) ([]propTarget, error) {
+	keys := registry.MustKeys(smallPrefix)
 	lease, err := env.Cli.Grant(ctx, leaseTTL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("grant lease: %w", err)
+		return nil, fmt.Errorf("grant lease: %w", err)
 	}
-	type target struct {
-		c     Contender
-		write func(ctx context.Context, ip netip.Addr) error
-	}
-	targets := []target{
+	return []propTarget{
 		{rollcallContender("rollcall", env.Etcd.ClientURL, smallPrefix), func(ctx context.Context, ip netip.Addr) error {
 			v, err := registry.EncodeInstance(&registry.Instance{Service: propService, Host: host,
 				Addrs: registry.Addrs{registry.PublicNetwork: {ip}, viewNetwork: {ip}}})
@@ -51,62 +88,45 @@ func partPropagation(ctx context.Context, cfg Config, env *Env, tb *benchTB) (*S
 			_, err := env.Cli.Put(ctx, skyPath(host+"."+propService+"."+Zone), string(v))
 			return err
 		}},
-	}
-	qs := d.Queries()
-	qfile, err := writeQueryFile(env.Dir, "queries-small.txt", qs)
-	if err != nil {
-		return nil, nil, err
-	}
-	sec.Header = []string{"contender", "changes", "p50", "p90", "p99", "max", "mean"}
-	var problems []string
-	for _, tg := range targets {
-		if !env.HasPlugin(tg.c.Plugin) {
-			sec.Row(tg.c.Name, notMeasured("plugin "+tg.c.Plugin+" is not compiled into bin/coredns"))
-			continue
-		}
-		s, err := env.Start(ctx, tb, tg.c)
-		if err != nil {
-			return nil, nil, err
-		}
-		lat, err := timeChanges(ctx, cfg.Changes, s.Addr, tg.write)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("propagation %s: %v", tg.c.Name, err))
-			sec.Row(tg.c.Name, notMeasured(err.Error()))
-			continue
-		}
-		var sum time.Duration
-		for _, l := range lat {
-			sum += l
-		}
-		sec.Summary = append(sec.Summary, fmt.Sprintf("Propagation etcd write -> DNS, %s: p50 %s, p99 %s over %d changes (idle server).",
-			tg.c.Name, fmtDur(percentileOf(lat, 0.5)), fmtDur(percentileOf(lat, 0.99)), len(lat)))
-		sec.Row(tg.c.Name+", idle", fmt.Sprint(len(lat)), fmtDur(percentileOf(lat, 0.5)), fmtDur(percentileOf(lat, 0.9)),
-			fmtDur(percentileOf(lat, 0.99)), fmtDur(percentileOf(lat, 1)), fmtDur(sum/time.Duration(len(lat))))
+	}, nil
+}
 
-		// The same while dnsperf keeps the server saturated: the probe
-		// queries queue behind the load, as a client's would.
-		n := min(cfg.Changes, 200)
-		lat, err = underLoad(ctx, cfg, env, s, qfile, qs, func() ([]time.Duration, error) {
-			return timeChanges(ctx, n, s.Addr, tg.write)
-		})
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("propagation %s under load: %v", tg.c.Name, err))
-			sec.Row(tg.c.Name+", under full load", notMeasured(err.Error()))
-		} else {
-			sum = 0
-			for _, l := range lat {
-				sum += l
-			}
-			sec.Row(tg.c.Name+", under full load", fmt.Sprint(len(lat)), fmtDur(percentileOf(lat, 0.5)), fmtDur(percentileOf(lat, 0.9)),
-				fmtDur(percentileOf(lat, 0.99)), fmtDur(percentileOf(lat, 1)), fmtDur(sum/time.Duration(len(lat))))
-		}
-		s.Stop()
+// timePropagation times tg's changes at server s, idle and then while the
+// load saturates it, and adds a row for each to sec; it returns what went
+// wrong.
+func timePropagation(ctx context.Context, cfg Config, env *Env, sec *Section, s *Server, tg propTarget, qfile string, qs []Query) []string {
+	lat, err := timeChanges(ctx, cfg.Changes, s.Addr, tg.write)
+	if err != nil {
+		sec.Row(tg.c.Name, notMeasured(err.Error()))
+		return []string{fmt.Sprintf("propagation %s: %v", tg.c.Name, err)}
 	}
-	sec.Intro = append(sec.Intro, fmt.Sprintf("Each change writes a new address for `%s.%s` (rollcall: the instance record of %s/%s with an "+
-		"`addrs` override, on a lease; etcd plugin: its SkyDNS key), then queries the name over UDP in a loop until the answer is the new "+
-		"address. Time is from just before the etcd Put to that answer, so it includes the Put's own round trip. \"Under full load\": "+
-		"the same while dnsperf saturates the server with the throughput query mix, so the probe's queries queue behind it.", propService, Zone, host, propService))
-	return sec, problems, nil
+	sec.Summary = append(sec.Summary, fmt.Sprintf("Propagation etcd write -> DNS, %s: p50 %s, p99 %s over %d changes (idle server).",
+		tg.c.Name, fmtDur(percentileOf(lat, 0.5)), fmtDur(percentileOf(lat, 0.99)), len(lat)))
+	sec.Row(latencyRow(tg.c.Name+", idle", lat)...)
+
+	// The same while dnsperf keeps the server saturated: the probe
+	// queries queue behind the load, as a client's would.
+	n := min(cfg.Changes, 200)
+	lat, err = underLoad(ctx, cfg, env, s, qfile, qs, func() ([]time.Duration, error) {
+		return timeChanges(ctx, n, s.Addr, tg.write)
+	})
+	if err != nil {
+		sec.Row(tg.c.Name+", under full load", notMeasured(err.Error()))
+		return []string{fmt.Sprintf("propagation %s under load: %v", tg.c.Name, err)}
+	}
+	sec.Row(latencyRow(tg.c.Name+", under full load", lat)...)
+	return nil
+}
+
+// latencyRow is a row of the propagation table: name, how many, the
+// percentiles and the mean of lat (not empty).
+func latencyRow(name string, lat []time.Duration) []string {
+	var sum time.Duration
+	for _, l := range lat {
+		sum += l
+	}
+	return []string{name, fmt.Sprint(len(lat)), fmtDur(percentileOf(lat, 0.5)), fmtDur(percentileOf(lat, 0.9)),
+		fmtDur(percentileOf(lat, 0.99)), fmtDur(percentileOf(lat, 1)), fmtDur(sum / time.Duration(len(lat)))}
 }
 
 // timeChanges makes n changes with write and times each until addr answers
@@ -147,8 +167,7 @@ func underLoad[T any](ctx context.Context, cfg Config, env *Env, s *Server, qfil
 	go func() {
 		defer close(done)
 		// Killed by cancel when f is done; its result is not wanted.
-		_, _ = RunLoad(lctx, LoadSpec{Addr: s.Addr, QueryFile: qfile, Names: queryNames(qs), Duration: 10 * time.Minute,
-			Clients: cfg.Clients, Outstand: cfg.Outstanding, Pin: cfg.Pin, Dir: env.Dir, UseGo: cfg.GoLoad})
+		_, _ = RunLoad(lctx, loadSpec(cfg, env, s, qfile, queryNames(qs), 10*time.Minute))
 	}()
 	// Let the load reach its steady state first.
 	time.Sleep(300 * time.Millisecond)

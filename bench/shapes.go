@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // shapeBreakdown loads rollcall and whoami with one name shape at a time,
@@ -30,16 +29,9 @@ func shapeBreakdown(ctx context.Context, cfg Config, env *Env, rc, who *Server, 
 		size := map[string]int{}
 		for r := 0; r < rounds; r++ {
 			for _, s := range []*Server{rc, who} {
-				cpu0, _ := s.CPUTime()
-				res, err := RunLoad(ctx, LoadSpec{Addr: s.Addr, QueryFile: file, Names: queryNames(sub), Duration: cfg.ShapeFor,
-					Clients: cfg.Clients, Outstand: cfg.Outstanding, Pin: cfg.Pin, Dir: env.Dir, UseGo: cfg.GoLoad})
+				res, err := loadMeasured(ctx, loadSpec(cfg, env, s, file, queryNames(sub), cfg.ShapeFor), s, st[s.Name])
 				if err != nil {
 					return nil, fmt.Errorf("load %s with %s names: %w", s.Name, k, err)
-				}
-				cpu1, _ := s.CPUTime()
-				st[s.Name].add(res)
-				if res.Completed > 0 {
-					st[s.Name].cpuPerQuery = append(st[s.Name].cpuPerQuery, (cpu1-cpu0)/time.Duration(res.Completed))
 				}
 				size[s.Name] = res.RespSize
 			}

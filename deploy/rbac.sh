@@ -18,7 +18,7 @@
 #
 # Users have no password: etcd takes the user name from the client
 # certificate's CN (deploy/certs.md makes one per host, CN=<host>).
-# internal/rbac computes the same plan in Go, and its test checks that this
+# test/rbac computes the same plan in Go, and its test checks that this
 # script prints exactly the commands that plan spells.
 #
 #   -n   print the etcdctl commands, run nothing

@@ -18,7 +18,7 @@
 //     for everything) or use a session of their own (`rollcall elect`).
 //   - Observe and CurrentLeader read who the master is, for the CLI and tests.
 //
-// The agent (servicereg) and `rollcall elect` (internal/electcmd) are its
+// The agent (servicereg) and `rollcall elect` (internal/elect) are its
 // users. The files:
 //
 //	candidate.go   Candidate and its options; Campaign: write a new key, wait for the turn

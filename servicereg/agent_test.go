@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -92,11 +91,6 @@ func get(t *testing.T, cli *clientv3.Client, key string) (string, clientv3.Lease
 	return string(r.Kvs[0].Value), clientv3.LeaseID(r.Kvs[0].Lease), true
 }
 
-func exists(t *testing.T, cli *clientv3.Client, key string) bool {
-	_, _, ok := get(t, cli, key)
-	return ok
-}
-
 // userConfig is a config for the test's systemd user manager and etcd.
 func userConfig(e *testkit.Etcd, ttl time.Duration, svcs ...Service) *Config {
 	return &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}, Systemd: SystemdUser, TTL: ttl, Services: svcs}
@@ -104,11 +98,9 @@ func userConfig(e *testkit.Etcd, ttl time.Duration, svcs ...Service) *Config {
 
 var keys = registry.MustKeys(registry.DefaultPrefix)
 
-// unit names a test unit uniquely on this machine. Every systemd user manager
-// started as root here puts its units at the same cgroup path
-// (/app.slice/<unit>), so managers of tests running at the same time (other
-// packages too) would fight over a unit name they share.
-func unit(name string) string { return fmt.Sprintf("%s-rcsr%d.service", name, os.Getpid()) }
+// unit names a test unit of this package uniquely on this machine (see
+// testkit.UnitName).
+func unit(name string) string { return testkit.UnitName("rcsr", name) }
 
 func TestRegisterFollowsUnits(t *testing.T) {
 	sd := testkit.StartSystemd(t)
@@ -129,16 +121,16 @@ func TestRegisterFollowsUnits(t *testing.T) {
 	}
 	runAgent(t, a)
 
-	if !exists(t, cli, keys.Host("h1")) {
+	if !testkit.Exists(t, cli, keys.Host("h1")) {
 		t.Fatal("no host record after Ready")
 	}
 	web := keys.Instance("h1", "web")
-	if exists(t, cli, web) {
+	if testkit.Exists(t, cli, web) {
 		t.Fatal("web registered before its unit started")
 	}
 
 	sd.Systemctl("start", unit("web"))
-	testkit.Eventually(t, wait, "web registered after its unit started", func() bool { return exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web registered after its unit started", func() bool { return testkit.Exists(t, cli, web) })
 	v, _, _ := get(t, cli, web)
 	in, err := registry.DecodeInstance(registry.Key{Kind: registry.KindInstance, Host: "h1", Service: "web"}, []byte(v))
 	if err != nil || in.Shard != "s1" || len(in.Ports) != 1 || in.Ports[0].Port != 8080 {
@@ -146,26 +138,26 @@ func TestRegisterFollowsUnits(t *testing.T) {
 	}
 
 	sd.Systemctl("stop", unit("web"))
-	testkit.Eventually(t, wait, "web deregistered after its unit stopped", func() bool { return !exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web deregistered after its unit stopped", func() bool { return !testkit.Exists(t, cli, web) })
 
 	flaky := keys.Instance("h1", "flaky")
 	sd.Systemctl("start", unit("flaky"))
-	testkit.Eventually(t, wait, "flaky registered while its unit runs", func() bool { return exists(t, cli, flaky) })
-	testkit.Eventually(t, wait, "flaky deregistered after its unit failed", func() bool { return !exists(t, cli, flaky) })
+	testkit.Eventually(t, wait, "flaky registered while its unit runs", func() bool { return testkit.Exists(t, cli, flaky) })
+	testkit.Eventually(t, wait, "flaky deregistered after its unit failed", func() bool { return !testkit.Exists(t, cli, flaky) })
 	out, _ := sd.TrySystemctl("is-failed", unit("flaky"))
 	if strings.TrimSpace(out) != "failed" {
 		t.Errorf("flaky should have failed, is %q", out)
 	}
 
 	// The missing unit is absent, reported, and the agent goes on.
-	if exists(t, cli, keys.Instance("h1", "ghost")) {
+	if testkit.Exists(t, cli, keys.Instance("h1", "ghost")) {
 		t.Error("ghost registered though its unit does not exist")
 	}
 	if got := metricValue(t, a, `rollcall_servicereg_unit_not_found{unit="`+unit("ghost")+`"}`); got != "1" {
 		t.Errorf("unit_not_found for ghost.service = %q, want 1", got)
 	}
 	sd.Systemctl("start", unit("web"))
-	testkit.Eventually(t, wait, "web registered again", func() bool { return exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web registered again", func() bool { return testkit.Exists(t, cli, web) })
 }
 
 func TestSystemdReexecReconnects(t *testing.T) {
@@ -184,11 +176,11 @@ func TestSystemdReexecReconnects(t *testing.T) {
 	sd.Systemctl("daemon-reexec")
 	sd.Systemctl("start", unit("web"))
 	testkit.Eventually(t, wait, "web registered after the manager re-executed", func() bool {
-		return exists(t, cli, keys.Instance("h1", "web"))
+		return testkit.Exists(t, cli, keys.Instance("h1", "web"))
 	})
 	sd.Systemctl("stop", unit("web"))
 	testkit.Eventually(t, wait, "web deregistered after the manager re-executed", func() bool {
-		return !exists(t, cli, keys.Instance("h1", "web"))
+		return !testkit.Exists(t, cli, keys.Instance("h1", "web"))
 	})
 }
 
@@ -207,9 +199,9 @@ func TestRestartRebuildsAndRemovesOnlyOwnStrays(t *testing.T) {
 	}
 	stop := runAgent(t, a1)
 	web := keys.Instance("h1", "web")
-	testkit.Eventually(t, wait, "web registered", func() bool { return exists(t, cli, web) })
+	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
 	stop()
-	if exists(t, cli, web) || exists(t, cli, keys.Host("h1")) {
+	if testkit.Exists(t, cli, web) || testkit.Exists(t, cli, keys.Host("h1")) {
 		t.Fatal("keys left after the agent stopped and revoked its lease")
 	}
 
@@ -225,9 +217,9 @@ func TestRestartRebuildsAndRemovesOnlyOwnStrays(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a2)
-	testkit.Eventually(t, wait, "web registered by the restarted agent", func() bool { return exists(t, cli, web) })
-	testkit.Eventually(t, wait, "stray instance of h1 removed", func() bool { return !exists(t, cli, stray) })
-	if !exists(t, cli, other) {
+	testkit.Eventually(t, wait, "web registered by the restarted agent", func() bool { return testkit.Exists(t, cli, web) })
+	testkit.Eventually(t, wait, "stray instance of h1 removed", func() bool { return !testkit.Exists(t, cli, stray) })
+	if !testkit.Exists(t, cli, other) {
 		t.Fatal("the agent of h1 removed a key of h2")
 	}
 }
@@ -263,7 +255,7 @@ func TestEtcdOutageRecovers(t *testing.T) {
 		r, err := cli.TimeToLive(ctx, before)
 		return err == nil && r.TTL == -1
 	})
-	if !exists(t, cli, demo) || !exists(t, cli, keys.Host("h1")) {
+	if !testkit.Exists(t, cli, demo) || !testkit.Exists(t, cli, keys.Host("h1")) {
 		t.Fatal("records gone with the old lease")
 	}
 	testkit.Eventually(t, wait, "healthz healthy again", func() bool { return a.health.status(time.Now()) == "" })
@@ -338,10 +330,16 @@ func TestAddressRedetection(t *testing.T) {
 	runAgent(t, a)
 	_, _, _ = get(t, cli, keys.Host("h1"))
 	rev := func() int64 {
+		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		r, err := cli.Get(ctx, keys.Host("h1"))
-		if err != nil || len(r.Kvs) == 0 {
+		if err != nil {
+			// Never 0 for etcd not answering: "rewritten" would compare
+			// against a revision never read.
+			t.Fatalf("get %s: %v", keys.Host("h1"), err)
+		}
+		if len(r.Kvs) == 0 {
 			return 0
 		}
 		return r.Kvs[0].ModRevision
@@ -389,8 +387,8 @@ func TestReloadAppliesDifference(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, wait, "demo moved to h2", func() bool {
-		return exists(t, cli, keys.Instance("h2", "demo")) && !exists(t, cli, keys.Instance("h1", "demo")) &&
-			!exists(t, cli, keys.Host("h1"))
+		return testkit.Exists(t, cli, keys.Instance("h2", "demo")) && !testkit.Exists(t, cli, keys.Instance("h1", "demo")) &&
+			!testkit.Exists(t, cli, keys.Host("h1"))
 	})
 
 	bad := moved
@@ -436,7 +434,7 @@ func TestRepairsExternalDelete(t *testing.T) {
 	runAgent(t, a)
 	demo := keys.Instance("h1", "demo")
 	testkit.Delete(t, cli, demo)
-	testkit.Eventually(t, wait, "deleted record written again", func() bool { return exists(t, cli, demo) })
+	testkit.Eventually(t, wait, "deleted record written again", func() bool { return testkit.Exists(t, cli, demo) })
 }
 
 // TestSignalOverflowResyncs shrinks the signal buffer to one so that a burst
@@ -468,7 +466,7 @@ func TestSignalOverflowResyncs(t *testing.T) {
 	sd.Systemctl(append([]string{"start"}, units[:4]...)...)
 	testkit.Eventually(t, wait, "exactly the started half registered", func() bool {
 		for i, s := range svcs {
-			if exists(t, cli, keys.Instance("h1", s.Name)) != (i < 4) {
+			if testkit.Exists(t, cli, keys.Instance("h1", s.Name)) != (i < 4) {
 				return false
 			}
 		}

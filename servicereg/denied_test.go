@@ -13,8 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rollcall/rollcall/internal/rbac"
 	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/test/rbac"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 
@@ -46,7 +46,7 @@ func TestDeniedFix(t *testing.T) {
 }
 
 // TestAgentReportsDenied runs an agent whose config claims host-b while its
-// certificate is host-a's, against etcd with RBAC on (internal/rbac's plan):
+// certificate is host-a's, against etcd with RBAC on (test/rbac's plan):
 // every write is refused. The agent says so once, with the key and the fix,
 // counts it, keeps /healthz failing even while its keepalives go through,
 // writes nothing under host-b, and heals without a restart once the grant is
@@ -191,7 +191,7 @@ func TestAgentReportsCampaignDenied(t *testing.T) {
 	}
 }
 
-// startAuthEtcd starts etcd with certificates, auth and internal/rbac's
+// startAuthEtcd starts etcd with certificates, auth and test/rbac's
 // roles and users for hosts, and returns root's client.
 func startAuthEtcd(ctx context.Context, t *testing.T, keys registry.Keys, hosts []rbac.Host) (*testkit.Etcd, *testkit.TLSFiles, *clientv3.Client) {
 	t.Helper()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,12 +37,7 @@ Flags:
 
 // runDev runs `rollcall dev`.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rollcall dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), devHelp)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("dev", devHelp, stderr)
 	var c devmode.Config
 	fs.StringVar(&c.DataDir, "data-dir", devmode.DefaultDataDir, "folder for etcd's data and log")
 	etcdPort := fs.Int("etcd-port", 0, "etcd client port on 127.0.0.1 (default 2379; shorthand for -etcd-client-url)")
@@ -59,11 +52,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.ServicesConfig, "services-config", "", "agent config (servicereg.yml format) whose services are registered while their systemd units are active")
 	fs.BoolVar(&c.LogQueries, "log-queries", false, "log every DNS query")
 	verbose := fs.Bool("v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "rollcall dev: unexpected argument %q (it takes flags only)\n", fs.Arg(0))

@@ -5,11 +5,24 @@
 //	rollcall status   hosts and leases, masters and terms, malformed keys
 //	rollcall elect    run a command while this host is a service's master
 //
-// main only dispatches: each command lives in a package of its own
-// (internal/devmode, internal/inspect, internal/electcmd) so that it can be
-// tested without building the binary. The files:
+// Every subcommand has the same shape: a file of its own here holding its
+// usage text, its flags and `func run<Name>(ctx, args, stdout, stderr) int`,
+// which parses the command line, checks it, and hands what the command does
+// to a command library in internal/ (internal/devmode, internal/inspect,
+// internal/elect), which reads no flags. The commands that talk to an etcd
+// cluster take the same etcd flags, registered and checked by one type,
+// etcdFlags, whose -endpoints defaults to $ROLLCALL_ENDPOINTS. Go's flag
+// package takes every flag as -name or --name. Exit codes: 0 success, 1 the
+// command failed, 2 a bad command line (`rollcall elect` adds its own, see
+// its help).
 //
-//	main.go     the dispatch by command word, usage and exit codes
-//	dev.go      `rollcall dev`: its flags, handed to internal/devmode
-//	inspect.go  `rollcall ls` and `rollcall status`: the etcd flags, handed to internal/inspect
+// The files:
+//
+//	main.go       the dispatch by command word, the usage, exit codes, the flag set every command starts from
+//	etcdflags.go  etcdFlags: -endpoints (and $ROLLCALL_ENDPOINTS), -prefix, TLS, -user, -timeout
+//	dev.go        `rollcall dev`: its flags, handed to internal/devmode
+//	ls.go         `rollcall ls`: its flags and SERVICE arguments
+//	status.go     `rollcall status`: its flags
+//	show.go       what ls and status share: one read of etcd through internal/inspect, rendered
+//	elect.go      `rollcall elect`: its flags, SERVICE -- CMD, and signals, handed to internal/elect
 package main

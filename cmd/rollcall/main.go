@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/rollcall/rollcall/internal/electcmd"
 )
 
 // Exit codes.
@@ -54,6 +54,18 @@ func main() {
 	os.Exit(code)
 }
 
+// command is the shape of every subcommand: it parses args (the words after
+// its name), prints to stdout and stderr, and returns the exit code.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// commands are the subcommands by name, each in its own file.
+var commands = map[string]command{
+	"dev":    runDev,    // dev.go
+	"ls":     runLs,     // ls.go
+	"status": runStatus, // status.go
+	"elect":  runElect,  // elect.go
+}
+
 // run executes one command line (without the program name) and returns the
 // exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -61,16 +73,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "dev":
-		return runDev(ctx, rest, stdout, stderr)
-	case "ls":
-		return runInspect(ctx, "ls", rest, stdout, stderr)
-	case "status":
-		return runInspect(ctx, "status", rest, stdout, stderr)
-	case "elect":
-		return electcmd.Main(ctx, rest, stdout, stderr)
+	name, rest := args[0], args[1:]
+	if cmd, ok := commands[name]; ok {
+		return cmd(ctx, rest, stdout, stderr)
+	}
+	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, []string{rest[0], "-h"}, stdout, stderr)
@@ -78,6 +85,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "rollcall: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "rollcall: unknown command %q\n\n%s", name, usage)
 	return exitUsage
+}
+
+// newFlagSet is the flag set of `rollcall NAME`: errors and -h go to stderr,
+// -h prints help and then every flag with its default.
+func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("rollcall "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs; when it returns false the command ends
+// with the exit code it gives (0 after -h, 2 after a bad flag, which fs has
+// reported).
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return exitOK, true
 }

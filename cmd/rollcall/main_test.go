@@ -31,6 +31,9 @@ func TestRun(t *testing.T) {
 		{name: "bad service name", args: []string{"ls", "Web"}, code: exitUsage, wantStderr: []string{"service name", "lower-case"}},
 		{name: "half the TLS files", args: []string{"ls", "-cert", "c.pem"}, code: exitFail, wantStderr: []string{"all three of cert, key and CA"}},
 		{name: "bad user", args: []string{"ls", "-user", "nopassword"}, code: exitUsage, wantStderr: []string{"NAME:PASSWORD"}},
+		{name: "double-dash flags", args: []string{"status", "--user", "x:y", "--prefix", "rollcall"}, code: exitUsage, wantStderr: []string{"-prefix", "must start with '/'"}},
+		{name: "empty endpoints", args: []string{"ls", "-endpoints", ","}, code: exitUsage, wantStderr: []string{"-endpoints is empty", "http://127.0.0.1:2379"}},
+		{name: "help of elect", args: []string{"help", "elect"}, code: exitOK, wantStdout: []string{"usage: rollcall elect", "ROLLCALL_TERM", "-endpoints", "-grace"}},
 		{
 			name: "etcd unreachable, endpoints from the environment",
 			args: []string{"ls", "-timeout", "1s"}, env: unreachable, code: exitFail,

@@ -20,11 +20,9 @@ const wait = 30 * time.Second
 
 var keys = registry.MustKeys(registry.DefaultPrefix)
 
-// unit names a test unit uniquely on this machine: every systemd user manager
-// started as root here puts its units at the same cgroup path
-// (/app.slice/<unit>), so managers of tests running at the same time would
-// fight over a shared name.
-func unit(name string) string { return fmt.Sprintf("%s-rcsc%d.service", name, os.Getpid()) }
+// unit names a test unit of this package uniquely on this machine (see
+// testkit.UnitName).
+func unit(name string) string { return testkit.UnitName("rcsc", name) }
 
 // svc is one service entry of a config, watching its unique unit.
 func svc(name string) string { return fmt.Sprintf("  - name: %s\n    unit: %s\n", name, unit(name)) }

@@ -1,6 +1,12 @@
 // Package corednsbuild is rollcall's CoreDNS build: the plugins compiled in and
 // their order in the chain. bin/coredns, `rollcall dev` and the tests that
 // start CoreDNS in-process all use it, so they run the same server.
+//
+// It is build configuration, the whole of bin/coredns but for main, and sits
+// with the command libraries (internal/README.md): it imports the plugin and
+// only commands, command libraries and tests import it. It lives in
+// internal/ rather than beside cmd/coredns because `rollcall dev`
+// (internal/devmode) and the tests start the same server.
 package corednsbuild
 
 import (

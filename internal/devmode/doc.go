@@ -16,9 +16,13 @@
 // context ends (DNS, then the agent revoking its lease, then etcd), so the data
 // folder is always left consistent.
 //
+// It is a command library: cmd/rollcall/dev.go turns the command line into a
+// Config and calls Run; nothing here reads flags (Config carries the flag
+// names its errors cite).
+//
 // The files:
 //
-//	run.go       Run: start etcd, the agent and CoreDNS in order, stop them in reverse
+//	run.go       Run, and the system it starts: etcd, the agent and CoreDNS in order, stopped in reverse
 //	config.go    Config: what `rollcall dev` runs, with its defaults and checks
 //	ports.go     checking every address Run will listen on before anything starts
 //	corefile.go  the Corefile it serves and the banner it prints once up

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
@@ -45,12 +46,11 @@ var caddyMu sync.Mutex
 // etcd) and returns nil. It returns an error, having stopped whatever it
 // started, when a port is taken (wrapping ErrPortTaken), when the data
 // folder is in use, or when a part fails to start or fails while running.
-func Run(ctx context.Context, cfg Config) (err error) {
+func Run(ctx context.Context, cfg Config) error {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return err
 	}
-	log := c.Logger
 	if err := checkPorts(c.portUses()); err != nil {
 		return err
 	}
@@ -60,70 +60,128 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer unlock()
 
-	// Each part registers its stop here as it starts; they run in reverse.
-	var stops []func()
-	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}()
+	s := &system{c: c, log: c.Logger}
+	defer s.stop()
+	switch err := s.start(ctx); {
+	case errors.Is(err, errStopped):
+		return nil // stopped while starting: not a failure
+	case err != nil:
+		return err
+	}
+	return s.wait(ctx)
+}
 
-	etcd, err := startEtcd(ctx, c)
+// errStopped is start's error when ctx ended before everything was up.
+var errStopped = errors.New("stopped while starting")
+
+// system is the parts of one Run, as they start.
+type system struct {
+	c   Config
+	log *slog.Logger
+	// stops holds the stop of each part started, in starting order; stop
+	// runs them in reverse.
+	stops     []func()
+	etcd      *embed.Etcd
+	agentDone chan error // the agent's Run result, put back once read
+}
+
+// onStop registers the stop of a part just started.
+func (s *system) onStop(f func()) { s.stops = append(s.stops, f) }
+
+// stop stops every part started, the last started first.
+func (s *system) stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+}
+
+// start starts etcd, the agent and CoreDNS in order and prints the banner
+// once DNS answers (or warns that it does not yet).
+func (s *system) start(ctx context.Context) error {
+	if err := s.startEtcd(ctx); err != nil {
+		return err
+	}
+	cli, err := etcdconn.New(etcdconn.Config{Endpoints: []string{s.c.ClientURL}})
+	if err != nil {
+		return err
+	}
+	s.onStop(func() { cli.Close() })
+	host, err := s.startAgent(ctx, cli)
+	if err != nil {
+		return err
+	}
+	if err := s.startDNS(); err != nil {
+		return err
+	}
+	if err := checkDNS(ctx, s.c); err != nil {
+		s.log.Warn("DNS does not answer for the demo service yet", "err", err)
+	}
+	fmt.Fprint(s.c.Out, s.c.Banner(host))
+	return nil
+}
+
+// startEtcd starts the embedded etcd.
+func (s *system) startEtcd(ctx context.Context) error {
+	etcd, err := startEtcd(ctx, s.c)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil // stopped while starting: not a failure
+			return errStopped
 		}
 		return err
 	}
-	stops = append(stops, func() {
+	s.etcd = etcd
+	s.onStop(func() {
 		etcd.Close()
-		log.Info("etcd stopped", "data", c.DataDir)
+		s.log.Info("etcd stopped", "data", s.c.DataDir)
 	})
-	log.Info("etcd started", "client", c.ClientURL, "data", c.DataDir, "log", filepath.Join(c.DataDir, "etcd.log"))
+	s.log.Info("etcd started", "client", s.c.ClientURL, "data", s.c.DataDir, "log", filepath.Join(s.c.DataDir, "etcd.log"))
+	return nil
+}
 
-	cli, err := etcdconn.New(etcdconn.Config{Endpoints: []string{c.ClientURL}})
+// startAgent runs the agent and waits until it has registered this host,
+// whose name it returns.
+func (s *system) startAgent(ctx context.Context, cli *clientv3.Client) (string, error) {
+	agent, host, err := newAgent(s.c, cli)
 	if err != nil {
-		return err
-	}
-	stops = append(stops, func() { cli.Close() })
-
-	agent, host, err := newAgent(c, cli)
-	if err != nil {
-		return err
+		return "", err
 	}
 	agentCtx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- agent.Run(agentCtx) }()
-	stops = append(stops, func() {
+	s.agentDone = make(chan error, 1)
+	go func() { s.agentDone <- agent.Run(agentCtx) }()
+	s.onStop(func() {
 		stopAgent()
 		select {
-		case err := <-agentDone:
+		case err := <-s.agentDone:
 			if err != nil {
-				log.Error("agent stopped with an error", "err", err)
+				s.log.Error("agent stopped with an error", "err", err)
 			} else {
-				log.Info("agent stopped; its lease is revoked")
+				s.log.Info("agent stopped; its lease is revoked")
 			}
 		case <-time.After(agentStopTimeout):
-			log.Error("agent did not stop in time; its keys expire with its lease", "after", agentStopTimeout)
+			s.log.Error("agent did not stop in time; its keys expire with its lease", "after", agentStopTimeout)
 		}
 	})
 	select {
 	case <-agent.Ready():
-	case err := <-agentDone:
-		agentDone <- err // for the stop above
-		return fmt.Errorf("agent: %w", errOrExit(err))
+	case err := <-s.agentDone:
+		s.agentDone <- err // for the stop above
+		return "", fmt.Errorf("agent: %w", errOrExit(err))
 	case <-ctx.Done():
-		return nil
+		return "", errStopped
 	case <-time.After(agentReadyTimeout):
-		return fmt.Errorf("agent did not register host %s within %v: see the log above", host, agentReadyTimeout)
+		return "", fmt.Errorf("agent did not register host %s within %v: see the log above", host, agentReadyTimeout)
 	}
-	log.Info("agent registered", "host", host, "service", DemoService)
+	s.log.Info("agent registered", "host", host, "service", DemoService)
+	return host, nil
+}
 
-	inst, err := startCoreDNS(c)
+// startDNS starts CoreDNS in this process.
+func (s *system) startDNS() error {
+	inst, err := startCoreDNS(s.c)
 	if err != nil {
 		return err
 	}
-	stops = append(stops, func() {
+	s.onStop(func() {
 		caddyMu.Lock()
 		inst.Stop()
 		inst.Wait()
@@ -133,23 +191,23 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		errs := inst.ShutdownCallbacks()
 		caddyMu.Unlock()
 		if err := errors.Join(errs...); err != nil {
-			log.Warn("CoreDNS shutdown", "err", err)
+			s.log.Warn("CoreDNS shutdown", "err", err)
 		}
-		log.Info("DNS stopped")
+		s.log.Info("DNS stopped")
 	})
-	if err := checkDNS(ctx, c); err != nil {
-		log.Warn("DNS does not answer for the demo service yet", "err", err)
-	}
-	fmt.Fprint(c.Out, c.Banner(host))
+	return nil
+}
 
+// wait runs until ctx ends (nil) or a part fails (its error).
+func (s *system) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-		log.Info("stopping")
+		s.log.Info("stopping")
 		return nil
-	case err := <-agentDone:
-		agentDone <- err
+	case err := <-s.agentDone:
+		s.agentDone <- err // for the agent's stop
 		return fmt.Errorf("agent: %w", errOrExit(err))
-	case err := <-etcd.Err():
+	case err := <-s.etcd.Err():
 		return fmt.Errorf("etcd: %w", err)
 	}
 }

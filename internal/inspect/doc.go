@@ -1,5 +1,6 @@
 // Package inspect reads the rollcall registry for the operator's CLI
-// (`rollcall ls` and `rollcall status`). It lists the whole prefix at one etcd
+// (`rollcall ls` and `rollcall status`; their command lines are in
+// cmd/rollcall, and nothing here reads flags). It lists the whole prefix at one etcd
 // revision, decodes every key through package registry (docs/DESIGN.md,
 // "Keys"), asks etcd how long each lease has left, and renders the result as an
 // aligned table or as JSON.

@@ -111,9 +111,7 @@ func BenchmarkServer(b *testing.B) {
 	for _, s := range servers {
 		b.Run(s.name, func(b *testing.B) {
 			port := testkit.FreePort(b)
-			c := testkit.StartCoreDNS(b, fmt.Sprintf("infra.example.com:%d {\n bind 127.0.0.1\n %s\n}\n", port, s.body))
-			inst := c.Instance
-			b.Cleanup(func() { inst.ShutdownCallbacks() })
+			testkit.StartCoreDNS(b, fmt.Sprintf("infra.example.com:%d {\n bind 127.0.0.1\n %s\n}\n", port, s.body))
 			conn, err := (&net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.1.5")}}).Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err != nil {
 				b.Fatal(err)
@@ -142,9 +140,7 @@ func BenchmarkPropagation(b *testing.B) {
 	e := testkit.StartEtcd(b)
 	cli := e.Client(b)
 	port := testkit.FreePort(b)
-	c := testkit.StartCoreDNS(b, fmt.Sprintf("infra.example.com:%d {\n bind 127.0.0.1\n rollcall {\n  endpoint %s\n }\n}\n", port, e.ClientURL))
-	inst := c.Instance
-	b.Cleanup(func() { inst.ShutdownCallbacks() })
+	testkit.StartCoreDNS(b, fmt.Sprintf("infra.example.com:%d {\n bind 127.0.0.1\n rollcall {\n  endpoint %s\n }\n}\n", port, e.ClientURL))
 	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		b.Fatal(err)

@@ -231,7 +231,7 @@ func TestCatchUpClaimsOnlyWhatIsServed(t *testing.T) {
 	testkit.Put(t, cli, "/rollcall/hosts/h1/services/web", `{"service":"web","host":"h1","addrs":{"public":["192.0.2.1"]}}`)
 	link := startSlowLink(t, e.ClientURL)
 	port := testkit.FreePort(t)
-	startCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, link.URL))
+	testkit.StartCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, link.URL))
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	src := source([]string{link.URL})
 	labels := map[string]string{"source": src}
@@ -332,7 +332,7 @@ func TestProgressAdvancesRevision(t *testing.T) {
 	cli := e.Client(t)
 	testkit.Put(t, cli, "/rollcall/hosts/h1/services/web", `{"service":"web","host":"h1"}`)
 	port := testkit.FreePort(t)
-	startCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, e.ClientURL))
+	testkit.StartCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, e.ClientURL))
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	labels := map[string]string{"source": source(e.Endpoints())}
 	var last int64

@@ -73,7 +73,7 @@ func askDeployed(t *testing.T, e *testkit.Etcd, logs *testkit.Buffer, msgPath bo
 		fmt.Fprintf(&cf, "%s:%d {\n  errors\n  prometheus 127.0.0.1:%d\n%s  rollcall {\n    endpoint %s\n%s\n  }\n}\n",
 			blk.Zone, port, mport, logLine, e.ClientURL, blk.Body)
 	}
-	startCoreDNS(t, cf.String())
+	testkit.StartCoreDNS(t, cf.String())
 	logStart := len(logs.String())
 
 	addr := func(from string) string {
@@ -143,13 +143,9 @@ func askDeployed(t *testing.T, e *testkit.Etcd, logs *testkit.Buffer, msgPath bo
 	// writes its line, and rollcall) are done, which may be after the
 	// client has its answer.
 	server := fmt.Sprintf("dns://:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for metricSum(t, "coredns_dns_requests_total", server) < float64(id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus counted %v requests, want %d", metricSum(t, "coredns_dns_requests_total", server), id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("prometheus never counted %d requests", id), func() bool {
+		return metricSum(t, "coredns_dns_requests_total", server) >= float64(id)
+	})
 	run.metrics = serverSeries(t, server)
 	run.logs = queryLogLines(logs.String()[logStart:])
 	return run

@@ -36,21 +36,6 @@ func corefile(port int, endpoints []string, extra string) string {
 	return b.String()
 }
 
-// startCoreDNS starts CoreDNS from corefile and, when the test ends, runs its
-// OnShutdown callbacks (testkit's Stop stops the servers only), so the
-// plugin's watch is released as on a real shutdown.
-func startCoreDNS(t *testing.T, corefile string) *testkit.CoreDNS {
-	t.Helper()
-	c := testkit.StartCoreDNS(t, corefile)
-	inst := c.Instance
-	t.Cleanup(func() {
-		for _, err := range inst.ShutdownCallbacks() {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return c
-}
-
 func putFixture(t *testing.T, cli *clientv3.Client) map[string]int64 {
 	t.Helper()
 	terms := map[string]int64{}
@@ -71,7 +56,7 @@ func startStack(t *testing.T) *stack {
 	e := testkit.StartEtcd(t)
 	s := &stack{etcd: e, cli: e.Client(t), port: testkit.FreePort(t)}
 	s.terms = putFixture(t, s.cli)
-	s.dns = startCoreDNS(t, corefile(s.port, e.Endpoints(), ""))
+	s.dns = testkit.StartCoreDNS(t, corefile(s.port, e.Endpoints(), ""))
 	return s
 }
 
@@ -308,7 +293,7 @@ func TestCompactionRelist(t *testing.T) {
 	testkit.Put(t, cli, "/rollcall/hosts/h1/host", `{"name":"h1","addrs":{"public":["192.0.2.1"]}}`)
 	testkit.Put(t, cli, "/rollcall/hosts/h1/services/old", `{"service":"old","host":"h1"}`)
 	port := testkit.FreePort(t)
-	startCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, m0.ClientURL))
+	testkit.StartCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, m0.ClientURL))
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	rcode := func(name string) int { return testkit.Query(t, "udp", addr, "", name, dns.TypeA).Rcode }
 	if rcode("old.infra.example.com.") != dns.RcodeSuccess {
@@ -400,7 +385,7 @@ func TestTLS(t *testing.T) {
 	e := testkit.StartEtcd(t, testkit.WithTLS(files))
 	testkit.Put(t, e.Client(t), "/rollcall/hosts/h1/services/web", `{"service":"web","host":"h1","addrs":{"public":["192.0.2.1"]}}`)
 	port := testkit.FreePort(t)
-	startCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n  tls %s %s %s\n }\n}\n",
+	testkit.StartCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n  tls %s %s %s\n }\n}\n",
 		port, e.ClientURL, files.ClientCert, files.ClientKey, files.CA))
 	m := testkit.Query(t, "tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), "", "web.infra.example.com.", dns.TypeA)
 	if got := answers(m); len(got) != 1 || got[0] != "192.0.2.1" {
@@ -420,7 +405,7 @@ func TestLeaderLoss(t *testing.T) {
 	cli := c.Client(t)
 	testkit.Put(t, cli, "/rollcall/hosts/h1/services/web", `{"service":"web","host":"h1","addrs":{"public":["192.0.2.1"]}}`)
 	port := testkit.FreePort(t)
-	startCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, m0.ClientURL))
+	testkit.StartCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, m0.ClientURL))
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	src := source(m0.Endpoints())
 	watches := metric(t, "coredns_rollcall_watches_opened_total", map[string]string{"source": src})
@@ -459,7 +444,7 @@ func TestStartWithoutEtcd(t *testing.T) {
 	testkit.Put(t, e.Client(t), "/rollcall/hosts/h1/services/web", `{"service":"web","host":"h1","addrs":{"public":["192.0.2.1"]}}`)
 	e.Stop()
 	port := testkit.FreePort(t)
-	startCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, e.ClientURL))
+	testkit.StartCoreDNS(t, fmt.Sprintf("infra.example.com:%d {\n rollcall {\n  endpoint %s\n }\n}\n", port, e.ClientURL))
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	if m := testkit.Query(t, "udp", addr, "", "web.infra.example.com.", dns.TypeA); m.Rcode != dns.RcodeServerFailure {
 		t.Errorf("before the first list: %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
@@ -505,7 +490,7 @@ func TestECSSweepUDP(t *testing.T) {
 	}
 	port := testkit.FreePort(t)
 	body := strings.ReplaceAll(strings.TrimSpace(rollcall.SweepBody()), "\n", "\n    ")
-	startCoreDNS(t, fmt.Sprintf("%s:%d {\n  bind 127.0.0.1\n  rollcall {\n    endpoint %s\n    %s\n  }\n}\n", rollcall.SweepZone, port, e.ClientURL, body))
+	testkit.StartCoreDNS(t, fmt.Sprintf("%s:%d {\n  bind 127.0.0.1\n  rollcall {\n    endpoint %s\n    %s\n  }\n}\n", rollcall.SweepZone, port, e.ClientURL, body))
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	name := "sw." + rollcall.SweepZone
 	testkit.Eventually(t, 10*time.Second, "sweep data never served", func() bool {

@@ -90,7 +90,7 @@ func TestExampleCorefiles(t *testing.T) {
 			if !strings.Contains(local, "rollcall") {
 				t.Fatalf("example has no rollcall block:\n%s", cf)
 			}
-			c := startCoreDNS(t, local)
+			c := testkit.StartCoreDNS(t, local)
 			if c.UDP == "" {
 				return
 			}

@@ -24,9 +24,9 @@ import (
 	_ "github.com/rollcall/rollcall/internal/corednsbuild"
 	"github.com/rollcall/rollcall/internal/etcdconn"
 	"github.com/rollcall/rollcall/internal/inspect"
-	"github.com/rollcall/rollcall/internal/rbac"
 	"github.com/rollcall/rollcall/registry"
 	"github.com/rollcall/rollcall/servicereg"
+	"github.com/rollcall/rollcall/test/rbac"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 
@@ -59,7 +59,7 @@ func TestProductionExample(t *testing.T) {
 
 	eps := startClusterFromConfigs(t, ctx, deploy, pki)
 
-	// RBAC as deploy/rbac.sh lays it out (internal/rbac's test keeps the two
+	// RBAC as deploy/rbac.sh lays it out (test/rbac's test keeps the two
 	// equal), root by certificate, then auth on.
 	rootCfg := etcdconn.Config{Endpoints: eps, Cert: filepath.Join(pki, "root.pem"), Key: filepath.Join(pki, "root-key.pem"), CA: filepath.Join(pki, "ca.pem")}
 	rootCli, err := etcdconn.New(rootCfg)
@@ -122,13 +122,9 @@ func TestProductionExample(t *testing.T) {
 	// CoreDNS from the example Corefile.
 	dnsPort := testkit.FreePort(t)
 	core := testkit.StartCoreDNS(t, rewriteCorefile(t, filepath.Join(deploy, "coredns", "Corefile"), pki, eps, dnsPort))
-	defer func() {
-		// testkit's Stop leaves the plugins' OnShutdown unrun, and an open
-		// watch holds each etcd member's close for seconds.
-		inst := core.Instance
-		core.Stop()
-		inst.ShutdownCallbacks()
-	}()
+	// Stopped before the agent and etcd: an open watch holds each etcd
+	// member's close for seconds.
+	defer core.Stop()
 	addr := "127.0.0.1:" + strconv.Itoa(dnsPort)
 	testkit.Eventually(t, time.Minute, "web.infra.example.com never answered host1's public address", func() bool {
 		r, err := testkit.Exchange("udp", addr, "", "web.infra.example.com.", dns.TypeA)

@@ -75,9 +75,9 @@ func (f *fleet) want(t *testing.T) map[string]map[string]bool {
 func (f *fleet) converged(t *testing.T, c *coreDNS) (bool, string) {
 	t.Helper()
 	want := f.want(t)
-	reg, ok := registered(t, f.cli)
-	if !ok {
-		return false, "etcd not readable"
+	reg, err := registered(f.cli)
+	if err != nil {
+		return false, err.Error()
 	}
 	var diffs []string
 	for _, s := range f.services {
@@ -393,13 +393,18 @@ func TestWholeClusterDown(t *testing.T) {
 	}
 }
 
-// hostLease returns the lease of host's host record, 0 when it has none.
+// hostLease returns the lease of host's host record, 0 when it has none; it
+// fails the test when etcd does not answer, so that a lease is never taken
+// for absent (or, read before a change, for 0) because a read failed.
 func hostLease(t *testing.T, cli *clientv3.Client, host string) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r, err := cli.Get(ctx, keys.Host(host))
-	if err != nil || len(r.Kvs) == 0 {
+	if err != nil {
+		t.Fatalf("read the host record of %s: %v", host, err)
+	}
+	if len(r.Kvs) == 0 {
 		return 0
 	}
 	return r.Kvs[0].Lease

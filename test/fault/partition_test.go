@@ -71,14 +71,15 @@ func masterHost(c *coreDNS, service string) string {
 	return host
 }
 
-func candidates(t *testing.T, cli *clientv3.Client, service string) int64 {
+// candidatesAre says whether service has n candidacy keys, for Eventually.
+// A failed read says no ("not yet"), never a count: these tests read while
+// an etcd member may hang, and no count can be taken from a read that
+// failed.
+func candidatesAre(cli *clientv3.Client, service string, n int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r, err := cli.Get(ctx, keys.Election(service)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		return -1
-	}
-	return r.Count
+	return err == nil && r.Count == n
 }
 
 // TestMasterPartitionStepDown cuts the master's agent off from etcd (a
@@ -117,7 +118,7 @@ func TestMasterPartitionStepDown(t *testing.T) {
 	})
 	a1 := startAgent(t, sd, cli, spec("h1", e.Endpoints()))
 	sd.Systemctl("start", unitName("db", "h1"))
-	testkit.Eventually(t, wait, "h1 never campaigned", func() bool { return candidates(t, cli, "db") == 2 })
+	testkit.Eventually(t, wait, "h1 never campaigned", func() bool { return candidatesAre(cli, "db", 2) })
 	before, err := election.CurrentLeader(context.Background(), cli, keys, "db")
 	if err != nil || before.Host != "h0" {
 		t.Fatalf("leader before the cut: %+v %v, want h0", before, err)
@@ -158,7 +159,7 @@ func TestMasterPartitionStepDown(t *testing.T) {
 	// h0 comes back on a new lease and campaigns again, behind h1.
 	testkit.Eventually(t, wait, "h0 never rejoined the election", func() bool {
 		l := hostLease(t, cli, "h0")
-		return candidates(t, cli, "db") == 2 && len(get(t, cli, keys.Instance("h0", "db"))) == 1 && l != 0 && l != oldLease
+		return candidatesAre(cli, "db", 2) && testkit.Exists(t, cli, keys.Instance("h0", "db")) && l != 0 && l != oldLease
 	})
 	t.Logf("h0 rejoined the election %v after the heal", time.Since(healed).Round(time.Millisecond))
 	after, err := election.CurrentLeader(context.Background(), cli, keys, "db")
@@ -197,7 +198,7 @@ func TestMasterHandoverWithHungMember(t *testing.T) {
 	var master string
 	testkit.Eventually(t, wait, "no master elected", func() bool {
 		master = masterHost(c, "db")
-		return master != "" && candidates(t, cli, "db") == 2
+		return master != "" && candidatesAre(cli, "db", 2)
 	})
 	other := map[string]string{"h0": "h1", "h1": "h0"}
 	for i, m := range cluster.Members {
@@ -211,13 +212,13 @@ func TestMasterHandoverWithHungMember(t *testing.T) {
 			return err == nil && l.Host == next && masterHost(c, "db") == next && agents[next].master(t, "db") == 1
 		})
 		testkit.Eventually(t, wait, fmt.Sprintf("%s hung: %s left its candidacy behind after its unit stopped", m.Name, master), func() bool {
-			return candidates(t, cli, "db") == 1 && agents[master].master(t, "db") == 0
+			return candidatesAre(cli, "db", 1) && agents[master].master(t, "db") == 0
 		})
 		t.Logf("round %d, %s hung: %s took over from %s %v after its unit stopped", i, m.Name, next, master, time.Since(t0).Round(time.Millisecond))
 		sd.Systemctl("start", unitName("db", master))
 		stop()
 		m.Start()
-		testkit.Eventually(t, wait, "the old master never campaigned again", func() bool { return candidates(t, cli, "db") == 2 })
+		testkit.Eventually(t, wait, "the old master never campaigned again", func() bool { return candidatesAre(cli, "db", 2) })
 		master = next
 	}
 	var got []string

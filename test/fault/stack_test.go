@@ -249,12 +249,9 @@ func hostOfAddr(a string) string {
 	return hostName(n - 1)
 }
 
-// unitName names a unit uniquely on this machine: every systemd user manager
-// started as root puts its units at the same cgroup path, so managers of
-// test processes running at the same time must not share a unit name.
-func unitName(service, host string) string {
-	return fmt.Sprintf("%s-%s-rcf%d.service", service, host, os.Getpid())
-}
+// unitName names service's unit on host uniquely on this machine (see
+// testkit.UnitName).
+func unitName(service, host string) string { return testkit.UnitName("rcf", service+"-"+host) }
 
 // agentSpec is one agent's config.
 type agentSpec struct {
@@ -319,38 +316,37 @@ func startAgent(t *testing.T, sd *testkit.Systemd, cli *clientv3.Client, spec ag
 		if a.Exited() {
 			t.Fatalf("agent %s exited: %v\n%s", spec.host, a.Err(), a.Out)
 		}
-		return len(get(t, cli, keys.Host(spec.host))) == 1
+		kvs, err := get(cli, keys.Host(spec.host))
+		return err == nil && len(kvs) == 1
 	})
 	return a
 }
 
-// get reads a key or prefix (opts) and returns its key-values; a failed read
-// returns nil and is logged, for use inside Eventually.
-func get(t *testing.T, cli *clientv3.Client, key string, opts ...clientv3.OpOption) map[string]string {
-	t.Helper()
+// get reads a key or prefix (opts) and returns its key-values. A failed read
+// is an error, never an empty map: inside Eventually it may mean "not yet"
+// for a key that must appear, never "gone" for one that must not.
+func get(cli *clientv3.Client, key string, opts ...clientv3.OpOption) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r, err := cli.Get(ctx, key, opts...)
 	if err != nil {
-		t.Logf("get %s: %v", key, err)
-		return nil
+		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	out := map[string]string{}
 	for _, kv := range r.Kvs {
 		out[string(kv.Key)] = string(kv.Value)
 	}
-	return out
+	return out, nil
 }
 
-// registered returns, per service, the hosts with an instance key in etcd,
-// and whether the read succeeded.
-func registered(t *testing.T, cli *clientv3.Client) (map[string]map[string]bool, bool) {
-	t.Helper()
+// registered returns, per service, the hosts with an instance key in etcd;
+// a failed read is an error, never "none registered".
+func registered(cli *clientv3.Client) (map[string]map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r, err := cli.Get(ctx, keys.Hosts(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return nil, false
+		return nil, fmt.Errorf("read the registry: %w", err)
 	}
 	out := map[string]map[string]bool{}
 	for _, kv := range r.Kvs {
@@ -363,7 +359,7 @@ func registered(t *testing.T, cli *clientv3.Client) (map[string]map[string]bool,
 		}
 		out[k.Service][k.Host] = true
 	}
-	return out, true
+	return out, nil
 }
 
 // activeUnits asks systemd which of the units are active: the truth the

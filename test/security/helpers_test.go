@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	// The same CoreDNS build as bin/coredns.
 	_ "github.com/rollcall/rollcall/internal/corednsbuild"
 	"github.com/rollcall/rollcall/registry"
@@ -28,10 +26,9 @@ const wait = 60 * time.Second
 
 var keys = registry.MustKeys(registry.DefaultPrefix)
 
-// unit names a test unit uniquely on this machine: systemd user managers
-// started as root share cgroup paths (/app.slice/<unit>), so managers of
-// test processes running at once must not share a unit name.
-func unit(name string) string { return fmt.Sprintf("%s-rcsec%d.service", name, os.Getpid()) }
+// unit names a test unit of this package uniquely on this machine (see
+// testkit.UnitName).
+func unit(name string) string { return testkit.UnitName("rcsec", name) }
 
 // agent is a servicereg process (the real binary) with its output and its
 // /metrics and /healthz listener.
@@ -118,18 +115,6 @@ func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
 		code = ee.ExitCode()
 	}
 	return stdout.String(), stderr.String(), code
-}
-
-// count returns how many keys start with prefix.
-func count(t *testing.T, cli *clientv3.Client, prefix string) int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatalf("count %s: %v", prefix, err)
-	}
-	return r.Count
 }
 
 // freeDualPort is testkit.FreePort for a server bound to 127.0.0.1 and ::1:

@@ -67,7 +67,7 @@ services:
 	t.Run("all over mTLS", func(t *testing.T) {
 		a := startAgent(t, sd, agentYAML(https, certLines(agentCert, agentKey, pki.CA)))
 		testkit.Eventually(t, wait, "the agent over mTLS never registered web", func() bool {
-			return count(t, root, keys.Instance("host1", "web")) == 1
+			return testkit.Count(t, root, keys.Instance("host1", "web")) == 1
 		})
 		testkit.Eventually(t, wait, "the agent's /healthz never said ok", func() bool {
 			code, _ := a.healthz()
@@ -141,7 +141,7 @@ services:
 			if v := a.metric("rollcall_servicereg_lease_held"); v != "0" {
 				t.Errorf("lease_held = %q, want 0", v)
 			}
-			if n := count(t, root, keys.HostDir("host9")); n != 0 {
+			if n := testkit.Count(t, root, keys.HostDir("host9")); n != 0 {
 				t.Errorf("%d keys under host9 written without working TLS", n)
 			}
 		})

@@ -15,12 +15,12 @@ import (
 
 	"github.com/rollcall/rollcall/election"
 	"github.com/rollcall/rollcall/internal/etcdconn"
-	"github.com/rollcall/rollcall/internal/rbac"
+	"github.com/rollcall/rollcall/test/rbac"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // TestRBACHostConfined runs etcd with client-certificate auth and the roles
-// of internal/rbac (what deploy/rbac.sh creates). Host A's agent (the real
+// of test/rbac (what deploy/rbac.sh creates). Host A's agent (the real
 // servicereg binary, on a real systemd user manager, as etcd user host-a)
 // registers under /rollcall/hosts/host-a/ and campaigns in its service's
 // election. An etcd client with A's certificate is refused host B's keys and
@@ -66,7 +66,7 @@ services:
 
 	a := startAgent(t, sd, config("host-a", "web", true))
 	testkit.Eventually(t, wait, "host-a's agent never registered web as host-a", func() bool {
-		return count(t, root, keys.Instance("host-a", "web")) == 1 && count(t, root, keys.Host("host-a")) == 1
+		return testkit.Count(t, root, keys.Instance("host-a", "web")) == 1 && testkit.Count(t, root, keys.Host("host-a")) == 1
 	})
 	testkit.Eventually(t, wait, "host-a's agent never became web's master", func() bool {
 		l, err := election.CurrentLeader(ctx, root, keys, "web")
@@ -159,11 +159,11 @@ services:
 		if b.Exited() {
 			t.Errorf("the agent exited: %v\n%s", b.Err(), out)
 		}
-		if n := count(t, root, keys.HostDir("host-b")); n != 0 {
+		if n := testkit.Count(t, root, keys.HostDir("host-b")); n != 0 {
 			t.Errorf("%d keys under %s, want none", n, keys.HostDir("host-b"))
 		}
 		// host-a is untouched by its impostor.
-		if count(t, root, keys.Instance("host-a", "web")) != 1 {
+		if testkit.Count(t, root, keys.Instance("host-a", "web")) != 1 {
 			t.Error("host-a's instance is gone")
 		}
 		if code, body := a.healthz(); code != http.StatusOK {

@@ -10,7 +10,7 @@ import (
 // StartAuthEtcd starts etcd with client certificates (a CA whose client
 // certificate has CN root) and auth on, as in production: it adds user root
 // with the root role, runs setup with root's client (to create roles and
-// users, e.g. internal/rbac's Apply), then enables auth. It returns the
+// users, e.g. test/rbac's Apply), then enables auth. It returns the
 // server, its certificates (Issue more for other users) and root's client.
 func StartAuthEtcd(ctx context.Context, t testing.TB, setup func(ctx context.Context, root *clientv3.Client) error) (*Etcd, *TLSFiles, *clientv3.Client) {
 	t.Helper()

@@ -1,16 +1,17 @@
 package testkit
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coredns/caddy"
+	// Importing dnsserver registers the dns server type for caddy.Start.
+	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/miekg/dns"
-
-	// The dns server type must be registered for caddy.Start to know it.
-	_ "github.com/coredns/coredns/core/dnsserver"
 )
 
 var caddyMu sync.Mutex
@@ -22,32 +23,78 @@ type CoreDNS struct {
 }
 
 // StartCoreDNS starts CoreDNS from corefile in this process and stops it when
-// the test ends. The plugins the Corefile names must be registered (imported)
-// and in dnsserver.Directives: a test importing
+// the test ends, failing the test when a plugin's OnShutdown does. The plugins
+// the Corefile names must be registered (imported) and in
+// dnsserver.Directives: a test importing
 // github.com/rollcall/rollcall/internal/corednsbuild gets rollcall's build.
 // Use port 0 in the Corefile ("example.org:0") for a free port.
 func StartCoreDNS(t testing.TB, corefile string) *CoreDNS {
 	t.Helper()
-	c, err := tryStartCoreDNS(corefile)
+	c, err := NewCoreDNS(corefile)
 	if err != nil {
 		t.Fatalf("%v\nCorefile:\n%s", err, corefile)
 	}
-	t.Cleanup(func() { c.Stop() })
+	closeAtEnd(t, c)
 	return c
 }
 
-// Stop stops the server; safe to call twice.
-func (c *CoreDNS) Stop() {
+// NewCoreDNS is StartCoreDNS returning the error; the caller stops the
+// server with Close.
+func NewCoreDNS(corefile string) (*CoreDNS, error) {
+	caddyMu.Lock()
+	caddy.Quiet = true
+	dnsserver.Quiet = true
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
+	caddyMu.Unlock()
+	if err != nil {
+		if inst != nil {
+			// Plugins may have started (OnStartup) before a listener
+			// failed: let them release what they hold.
+			inst.ShutdownCallbacks()
+			_ = inst.Stop()
+		}
+		return nil, fmt.Errorf("start CoreDNS: %w", err)
+	}
+	c := &CoreDNS{Instance: inst}
+	if srvs := inst.Servers(); len(srvs) > 0 {
+		if a := srvs[0].LocalAddr(); a != nil {
+			c.UDP = a.String()
+		}
+		if a := srvs[0].Addr(); a != nil {
+			c.TCP = a.String()
+		}
+	}
+	return c, nil
+}
+
+// closeAtEnd stops c when the test ends and reports what its plugins'
+// OnShutdown callbacks return.
+func closeAtEnd(t testing.TB, c *CoreDNS) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("stop CoreDNS: %v", err)
+		}
+	})
+}
+
+// Stop stops the server; safe to call twice. Close says what went wrong.
+func (c *CoreDNS) Stop() { _ = c.Close() }
+
+// Close stops the server and runs its plugins' OnShutdown callbacks, and
+// returns their errors; safe to call twice (the second time does nothing).
+// caddy's Stop alone does not run the callbacks (a process exit would): a
+// plugin releases its etcd watch in them.
+func (c *CoreDNS) Close() error {
 	caddyMu.Lock()
 	defer caddyMu.Unlock()
-	if c.Instance != nil {
-		c.Instance.Stop()
-		c.Instance.Wait()
-		// caddy's Stop does not run the plugins' OnShutdown callbacks (a
-		// process exit would); run them so a plugin releases its etcd watch.
-		c.Instance.ShutdownCallbacks()
-		c.Instance = nil
+	if c.Instance == nil {
+		return nil
 	}
+	err := c.Instance.Stop()
+	c.Instance.Wait()
+	err = errors.Join(append([]error{err}, c.Instance.ShutdownCallbacks()...)...)
+	c.Instance = nil
+	return err
 }
 
 // Query sends one question to addr over net ("udp" or "tcp") from source

@@ -1,13 +1,9 @@
 package testkit
 
 import (
-	"fmt"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/coredns/caddy"
-	"github.com/coredns/coredns/core/dnsserver"
 )
 
 // StartCoreDNSPorts starts CoreDNS from the Corefile that corefile returns
@@ -28,9 +24,9 @@ func StartCoreDNSPorts(t testing.TB, n int, corefile func(ports []int) string) (
 		}
 		cf := corefile(ports)
 		var c *CoreDNS
-		c, err = tryStartCoreDNS(cf)
+		c, err = NewCoreDNS(cf)
 		if err == nil {
-			t.Cleanup(func() { c.Stop() })
+			closeAtEnd(t, c)
 			return c, ports
 		}
 		// caddy formats the listen error with %v, so match its text.
@@ -41,32 +37,4 @@ func StartCoreDNSPorts(t testing.TB, n int, corefile func(ports []int) string) (
 	}
 	t.Fatalf("start CoreDNS: %v, five times", err)
 	return nil, nil
-}
-
-// tryStartCoreDNS is StartCoreDNS returning the error instead of failing.
-func tryStartCoreDNS(corefile string) (*CoreDNS, error) {
-	caddyMu.Lock()
-	caddy.Quiet = true
-	dnsserver.Quiet = true
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: "Corefile", ServerTypeName: "dns"})
-	caddyMu.Unlock()
-	if err != nil {
-		if inst != nil {
-			// Plugins may have started (OnStartup) before a listener
-			// failed: let them release what they hold.
-			inst.ShutdownCallbacks()
-			_ = inst.Stop()
-		}
-		return nil, fmt.Errorf("start CoreDNS: %w", err)
-	}
-	c := &CoreDNS{Instance: inst}
-	if srvs := inst.Servers(); len(srvs) > 0 {
-		if a := srvs[0].LocalAddr(); a != nil {
-			c.UDP = a.String()
-		}
-		if a := srvs[0].Addr(); a != nil {
-			c.TCP = a.String()
-		}
-	}
-	return c, nil
 }

@@ -2,19 +2,24 @@
 // etcd (one node or a cluster), CoreDNS from a Corefile string, a systemd user
 // manager, and the project's binaries. Every test that needs a server gets it
 // here, so no test spells that set-up twice. Everything listens on loopback and
-// is stopped by t.Cleanup. The files:
+// is stopped by t.Cleanup. For a program that is not a test (the benchmark,
+// bench/), StartEtcd, StartCluster, StartSystemd and StartCoreDNS have New
+// forms that return the error and leave the stopping (Close) to the caller,
+// and FreePort has TryFreePort; each Start function is the New one, failing
+// the test on its error and closing at the test's end. The files:
 //
-//	etcd.go           StartEtcd and StartCluster: embedded etcd, one member or n
+//	etcd.go           StartEtcd and StartCluster (NewEtcd, NewCluster): embedded etcd, one member or n
+//	kv.go             Put, Delete, Exists, Count: etcd reads and writes that fail the test on an error
 //	restart.go        stopping and restarting cluster members (fault tests)
 //	auth.go           StartAuthEtcd: etcd with client certificates and auth on, as in production
 //	tls.go            NewTLS: a CA and certificates made for one test
-//	coredns.go        StartCoreDNS in this process, and Query/Exchange with options (EDNS0, ECS)
+//	coredns.go        StartCoreDNS (NewCoreDNS) in this process, stopped with its plugins' OnShutdown, and Query/Exchange with options (EDNS0, ECS)
 //	coredns_ports.go  StartCoreDNSPorts: CoreDNS on free ports chosen for it, retried when taken
-//	systemd.go        StartSystemd: a private systemd user manager, and units written for it
+//	systemd.go        StartSystemd (NewSystemd): a private systemd user manager, units written for it, UnitName
 //	bin.go            RepoRoot, and Binary/Cmd: the project's binaries, built once
 //	process.go        Process: a started child process, stopped with a grace period
 //	buffer.go         Buffer: a process's output, safe to read while it is written
-//	ports.go          FreePort: a free loopback port
+//	ports.go          FreePort (TryFreePort): a free loopback port
 //	wait.go           Eventually: poll a condition until a deadline
 //	leak.go           the goroutines a leak check ignores after embedded etcd
 package testkit

@@ -1,7 +1,7 @@
 package testkit
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -21,12 +21,12 @@ import (
 // outage: the member keeps its data dir and ports, so clients reconnect to the
 // same URL.
 type Etcd struct {
-	t          testing.TB
+	t          testing.TB // of StartEtcd or StartCluster, for Start; nil from NewEtcd
 	Name       string
 	Dir        string
 	ClientURL  string
 	PeerURL    string
-	cluster    string // initial-cluster string
+	initial    string // initial-cluster string
 	clusterTok string
 	tls        *TLSFiles
 
@@ -52,6 +52,17 @@ func StartEtcd(t testing.TB, opts ...EtcdOption) *Etcd {
 	return c.Members[0]
 }
 
+// NewEtcd is StartEtcd for a program that is not a test (the benchmark): it
+// returns the error, and the caller stops the member and removes its data
+// with Close.
+func NewEtcd(opts ...EtcdOption) (*Etcd, error) {
+	c, err := NewCluster(1, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c.Members[0], nil
+}
+
 // Cluster is an embedded etcd cluster of several members on loopback.
 type Cluster struct {
 	Members []*Etcd
@@ -60,58 +71,83 @@ type Cluster struct {
 // StartCluster starts an n-member etcd cluster and stops it when the test ends.
 func StartCluster(t testing.TB, n int, opts ...EtcdOption) *Cluster {
 	t.Helper()
+	c, err := NewCluster(n, opts...)
+	if err != nil {
+		t.Fatalf("start etcd cluster: %v", err)
+	}
+	for _, m := range c.Members {
+		m.t = t
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// NewCluster is StartCluster returning the error; the caller stops the
+// members and removes their data with Close.
+func NewCluster(n int, opts ...EtcdOption) (*Cluster, error) {
 	var o etcdOpts
 	for _, f := range opts {
 		f(&o)
 	}
+	c := &Cluster{}
+	if err := c.addMembers(n, o); err != nil {
+		c.Close()
+		return nil, err
+	}
+	// Members of a new cluster wait for each other, so start them together.
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range c.Members {
+		wg.Go(func() { errs[i] = m.start() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// addMembers makes n members, not started: each with a data folder of its
+// own and free ports, all in one initial cluster.
+func (c *Cluster) addMembers(n int, o etcdOpts) error {
 	scheme := "http"
 	if o.tls != nil {
 		scheme = "https"
 	}
-	base := t.TempDir()
-	c := &Cluster{}
+	token := fmt.Sprintf("rollcall-test-%d", time.Now().UnixNano())
 	var initial []string
 	for i := 0; i < n; i++ {
-		m := &Etcd{
-			t:          t,
-			Name:       fmt.Sprintf("m%d", i),
-			Dir:        filepath.Join(base, fmt.Sprintf("m%d", i)),
-			ClientURL:  fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(t)),
-			PeerURL:    fmt.Sprintf("http://127.0.0.1:%d", FreePort(t)),
-			clusterTok: fmt.Sprintf("rollcall-test-%d", time.Now().UnixNano()),
-			tls:        o.tls,
+		name := fmt.Sprintf("m%d", i)
+		dir, err := os.MkdirTemp("", "rollcall-etcd-"+name+"-")
+		if err != nil {
+			return err
 		}
-		initial = append(initial, m.Name+"="+m.PeerURL)
+		m := &Etcd{Name: name, Dir: dir, clusterTok: token, tls: o.tls}
+		// Listed before the ports are taken, so that Close removes dir.
 		c.Members = append(c.Members, m)
+		cp, err := TryFreePort()
+		if err != nil {
+			return err
+		}
+		pp, err := TryFreePort()
+		if err != nil {
+			return err
+		}
+		m.ClientURL = fmt.Sprintf("%s://127.0.0.1:%d", scheme, cp)
+		m.PeerURL = fmt.Sprintf("http://127.0.0.1:%d", pp)
+		initial = append(initial, m.Name+"="+m.PeerURL)
 	}
 	for _, m := range c.Members {
-		m.cluster = strings.Join(initial, ",")
-		m.clusterTok = c.Members[0].clusterTok
+		m.initial = strings.Join(initial, ",")
 	}
-	// Members of a new cluster wait for each other, so start them together.
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i, m := range c.Members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = m.start()
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			c.stopAll()
-			t.Fatalf("start etcd cluster: %v", err)
-		}
-	}
-	t.Cleanup(c.stopAll)
-	return c
+	return nil
 }
 
-func (c *Cluster) stopAll() {
+// Close stops every member and removes its data.
+func (c *Cluster) Close() {
 	for _, m := range c.Members {
-		m.Stop()
+		m.Close()
 	}
 }
 
@@ -139,7 +175,14 @@ func (c *Cluster) Leader() int {
 
 // Client returns a client for all members, closed when the test ends.
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
-	return newClient(t, c.Endpoints(), c.Members[0].tls)
+	t.Helper()
+	cli, err := c.NewClient()
+	return clientForTest(t, cli, err)
+}
+
+// NewClient is Client returning the error; the caller closes the client.
+func (c *Cluster) NewClient() (*clientv3.Client, error) {
+	return newClient(c.Endpoints(), c.Members[0].tls)
 }
 
 func (m *Etcd) start() error {
@@ -152,7 +195,7 @@ func (m *Etcd) start() error {
 	cfg.AdvertiseClientUrls = []url.URL{*cu}
 	cfg.ListenPeerUrls = []url.URL{*pu}
 	cfg.AdvertisePeerUrls = []url.URL{*pu}
-	cfg.InitialCluster = m.cluster
+	cfg.InitialCluster = m.initial
 	cfg.InitialClusterToken = m.clusterTok
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{"stderr"}
@@ -196,12 +239,26 @@ func (m *Etcd) Stop() {
 	}
 }
 
-// Start restarts a stopped member on the same ports and data.
+// Start restarts a stopped member on the same ports and data, and fails the
+// test that started it when it does not come up. A member from NewEtcd or
+// NewCluster has no test: use TryStart.
 func (m *Etcd) Start() {
+	if m.t == nil {
+		panic("testkit: Etcd.Start of a member from NewEtcd or NewCluster: use TryStart")
+	}
 	m.t.Helper()
-	if err := m.start(); err != nil {
+	if err := m.TryStart(); err != nil {
 		m.t.Fatalf("restart: %v", err)
 	}
+}
+
+// TryStart is Start returning the error.
+func (m *Etcd) TryStart() error { return m.start() }
+
+// Close stops the member for good and removes its data.
+func (m *Etcd) Close() {
+	m.Stop()
+	os.RemoveAll(m.Dir)
 }
 
 // Server returns the running embedded server, or nil when stopped.
@@ -216,54 +273,35 @@ func (m *Etcd) Endpoints() []string { return []string{m.ClientURL} }
 
 // Client returns a client for this member, closed when the test ends.
 func (m *Etcd) Client(t testing.TB) *clientv3.Client {
-	return newClient(t, m.Endpoints(), m.tls)
+	t.Helper()
+	cli, err := m.NewClient()
+	return clientForTest(t, cli, err)
 }
 
-func newClient(t testing.TB, eps []string, tls *TLSFiles) *clientv3.Client {
-	t.Helper()
+// NewClient is Client returning the error; the caller closes the client.
+func (m *Etcd) NewClient() (*clientv3.Client, error) {
+	return newClient(m.Endpoints(), m.tls)
+}
+
+func newClient(eps []string, tls *TLSFiles) (*clientv3.Client, error) {
 	cfg := etcdconn.Config{Endpoints: eps}
 	if tls != nil {
 		cfg.Cert, cfg.Key, cfg.CA = tls.ClientCert, tls.ClientKey, tls.CA
 	}
 	cli, err := etcdconn.New(cfg)
 	if err != nil {
-		t.Fatalf("etcd client: %v", err)
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	return cli, nil
+}
+
+// clientForTest takes NewClient's results: it fails the test on the error,
+// and closes the client when the test ends.
+func clientForTest(t testing.TB, cli *clientv3.Client, err error) *clientv3.Client {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
-}
-
-// Put writes key=value and fails the test on error.
-func Put(t testing.TB, cli *clientv3.Client, key, value string, opts ...clientv3.OpOption) *clientv3.PutResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := cli.Put(ctx, key, value, opts...)
-	if err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-	return r
-}
-
-// Delete deletes key and fails the test on error.
-func Delete(t testing.TB, cli *clientv3.Client, key string, opts ...clientv3.OpOption) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Delete(ctx, key, opts...); err != nil {
-		t.Fatalf("delete %s: %v", key, err)
-	}
-}
-
-// Exists reports whether key is in etcd, and fails the test when etcd does
-// not answer: a "gone" assertion must not pass because etcd was down.
-func Exists(t testing.TB, cli *clientv3.Client, key string) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := cli.Get(ctx, key, clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	return r.Count > 0
 }

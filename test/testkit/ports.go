@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -16,12 +18,21 @@ var (
 // freed, and two servers of one test must not race for it).
 func FreePort(t testing.TB) int {
 	t.Helper()
+	p, err := TryFreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TryFreePort is FreePort returning the error.
+func TryFreePort() (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
 	for i := 0; i < 100; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("find a free port: %v", err)
+			return 0, fmt.Errorf("find a free port: %w", err)
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
@@ -33,11 +44,10 @@ func FreePort(t testing.TB) int {
 		u.Close()
 		if !usedPort[p] {
 			usedPort[p] = true
-			return p
+			return p, nil
 		}
 	}
-	t.Fatal("no free port found in 100 tries")
-	return 0
+	return 0, errors.New("no free port found in 100 tries")
 }
 
 func itoa(i int) string {

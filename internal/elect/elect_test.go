@@ -1,7 +1,6 @@
-package electcmd
+package elect
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -21,7 +20,7 @@ import (
 
 const wait = 20 * time.Second
 
-// run is one `rollcall elect` running in the background.
+// run is one Run in the background.
 type run struct {
 	stdout, stderr testkit.Buffer
 	cancel         context.CancelFunc
@@ -29,13 +28,15 @@ type run struct {
 	code           int
 }
 
-func start(t *testing.T, args ...string) *run {
+// start runs o with outputs of its own until the test ends.
+func start(t *testing.T, o Options) *run {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{cancel: cancel, done: make(chan struct{})}
+	o.Stdout, o.Stderr = &r.stdout, &r.stderr
 	go func() {
 		defer close(r.done)
-		r.code = Main(ctx, args, &r.stdout, &r.stderr)
+		r.code = Run(ctx, o)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -47,7 +48,7 @@ func start(t *testing.T, args ...string) *run {
 	return r
 }
 
-// exit waits for Main to return and gives its exit code.
+// exit waits for Run to return and gives its exit code.
 func (r *run) exit(t *testing.T) int {
 	t.Helper()
 	select {
@@ -75,12 +76,18 @@ func (r *run) waitOutput(t *testing.T, s string) {
 	})
 }
 
-func flags(e *testkit.Etcd, host string) []string {
-	return []string{"--endpoints", e.ClientURL, "--host", host, "--ttl", "2s", "--grace", "5s"}
-}
-
-func args(e *testkit.Etcd, host string, rest ...string) []string {
-	return append(flags(e, host), rest...)
+// opts are the options of host's candidacy for service, running cmd, with
+// a client of its own, a short TTL and grace, under the default prefix.
+func opts(t *testing.T, e *testkit.Etcd, host, service string, cmd ...string) Options {
+	return Options{
+		Client:  e.Client(t),
+		Keys:    registry.MustKeys("/rollcall"),
+		Service: service,
+		Host:    host,
+		TTL:     2 * time.Second,
+		Grace:   5 * time.Second,
+		Cmd:     cmd,
+	}
 }
 
 var termRE = regexp.MustCompile(`term=(\d+)`)
@@ -97,8 +104,8 @@ func termOf(t *testing.T, out string) int64 {
 
 func TestRunsCmdWithEnvAndExitCode(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	r := start(t, args(e, "host-a", "web", "--", "sh", "-c",
-		`echo "service=$ROLLCALL_SERVICE host=$ROLLCALL_HOST term=$ROLLCALL_TERM"; exit 7`)...)
+	r := start(t, opts(t, e, "host-a", "web", "sh", "-c",
+		`echo "service=$ROLLCALL_SERVICE host=$ROLLCALL_HOST term=$ROLLCALL_TERM"; exit 7`))
 	if code := r.exit(t); code != 7 {
 		t.Fatalf("exit code %d, want CMD's 7; stderr:\n%s", code, r.stderr.String())
 	}
@@ -116,7 +123,7 @@ func TestRunsCmdWithEnvAndExitCode(t *testing.T) {
 
 func TestCmdKilledBySignalExitCode(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	r := start(t, args(e, "host-a", "web", "--", "sh", "-c", `kill -KILL $$`)...)
+	r := start(t, opts(t, e, "host-a", "web", "sh", "-c", `kill -KILL $$`))
 	if code := r.exit(t); code != 128+9 {
 		t.Fatalf("exit code %d, want 137", code)
 	}
@@ -166,8 +173,9 @@ func TestLosingStopsCmd(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := append(flags(e, "host-a"), "--grace", "300ms", "svc", "--", "sh", "-c", tc.script)
-			r := start(t, a...)
+			o := opts(t, e, "host-a", "svc", "sh", "-c", tc.script)
+			o.Grace = 300 * time.Millisecond
+			r := start(t, o)
 			r.waitOutput(t, "started")
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
@@ -194,10 +202,10 @@ func TestLosingStopsCmd(t *testing.T) {
 func TestSecondTakesOver(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	release := filepath.Join(t.TempDir(), "release")
-	first := start(t, args(e, "host-a", "web", "--", "sh", "-c",
-		`echo "first term=$ROLLCALL_TERM"; while [ ! -e "$0" ]; do sleep 0.05; done`, release)...)
+	first := start(t, opts(t, e, "host-a", "web", "sh", "-c",
+		`echo "first term=$ROLLCALL_TERM"; while [ ! -e "$0" ]; do sleep 0.05; done`, release))
 	first.waitOutput(t, "first term=")
-	second := start(t, args(e, "host-b", "web", "--", "sh", "-c", `echo "second term=$ROLLCALL_TERM"`)...)
+	second := start(t, opts(t, e, "host-b", "web", "sh", "-c", `echo "second term=$ROLLCALL_TERM"`))
 	testkit.Eventually(t, wait, "second campaigning", func() bool {
 		return strings.Contains(second.stderr.String(), "campaigning")
 	})
@@ -229,8 +237,8 @@ func TestSecondTakesOver(t *testing.T) {
 // resigns, and exits with CMD's code.
 func TestSignalStopsCmd(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	r := start(t, args(e, "host-a", "web", "--", "sh", "-c",
-		`trap 'echo got-term; exit 3' TERM; echo started; while :; do sleep 0.1; done`)...)
+	r := start(t, opts(t, e, "host-a", "web", "sh", "-c",
+		`trap 'echo got-term; exit 3' TERM; echo started; while :; do sleep 0.1; done`))
 	r.waitOutput(t, "started")
 	r.cancel()
 	if code := r.exit(t); code != 3 {
@@ -248,64 +256,20 @@ func TestSignalStopsCmd(t *testing.T) {
 
 func TestCmdNotFound(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	r := start(t, args(e, "host-a", "web", "--", "/nonexistent/cmd")...)
+	r := start(t, opts(t, e, "host-a", "web", "/nonexistent/cmd"))
 	if code := r.exit(t); code != ExitNoExec {
 		t.Fatalf("exit code %d, want %d", code, ExitNoExec)
 	}
 }
 
-func TestUsage(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string // in stdout
-		wantErr  string // in stderr
-	}{
-		{name: "help", args: []string{"--help"}, wantCode: 0, wantOut: "ROLLCALL_TERM"},
-		{name: "nothing", args: nil, wantCode: ExitUsage, wantErr: "missing SERVICE and CMD"},
-		{name: "missing --", args: []string{"web", "sh", "-c", "true"}, wantCode: ExitUsage, wantErr: "missing -- between SERVICE and CMD"},
-		{name: "missing CMD", args: []string{"web", "--"}, wantCode: ExitUsage, wantErr: "missing CMD after --"},
-		{name: "only service", args: []string{"web"}, wantCode: ExitUsage, wantErr: "missing -- CMD"},
-		{name: "bad service", args: []string{"Web_1", "--", "true"}, wantCode: ExitUsage, wantErr: "service name \"Web_1\" must be a lower-case DNS label"},
-		{name: "flag after service", args: []string{"web", "--ttl", "5s", "--", "true"}, wantCode: ExitUsage, wantErr: "put flags before web"},
-		{name: "bad host", args: []string{"--host", "a.b", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "--host"},
-		{name: "bad ttl", args: []string{"--ttl", "1500ms", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "whole seconds"},
-		{name: "bad prefix", args: []string{"--prefix", "rollcall", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "--prefix"},
-		{name: "unknown flag", args: []string{"--nope", "web", "--", "true"}, wantCode: ExitUsage, wantErr: "flag provided but not defined: -nope"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			code := Main(context.Background(), tc.args, &out, &errOut)
-			if code != tc.wantCode {
-				t.Fatalf("exit code %d, want %d; stderr: %s", code, tc.wantCode, errOut.String())
-			}
-			if !strings.Contains(out.String(), tc.wantOut) {
-				t.Fatalf("stdout %q lacks %q", out.String(), tc.wantOut)
-			}
-			if !strings.Contains(errOut.String(), tc.wantErr) {
-				t.Fatalf("stderr %q lacks %q", errOut.String(), tc.wantErr)
-			}
-		})
+// TestNoCmd: without CMD there is nothing to run as master, so Run does not
+// campaign.
+func TestNoCmd(t *testing.T) {
+	var stderr strings.Builder
+	if code := Run(context.Background(), Options{Service: "web", Host: "host-a", Stderr: &stderr}); code != ExitUsage {
+		t.Fatalf("exit code %d, want %d", code, ExitUsage)
 	}
-}
-
-// TestEndpointsFromEnv: ROLLCALL_ENDPOINTS sets the default endpoints, as it
-// does for ls and status; an explicit --endpoints still wins.
-func TestEndpointsFromEnv(t *testing.T) {
-	t.Setenv("ROLLCALL_ENDPOINTS", "http://127.0.0.1:1,http://127.0.0.1:2")
-	o, err := parse([]string{"web", "--", "true"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(o.endpoints, ","); got != "http://127.0.0.1:1,http://127.0.0.1:2" {
-		t.Errorf("endpoints from env = %q", got)
-	}
-	o, err = parse([]string{"--endpoints", "http://127.0.0.1:3", "web", "--", "true"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(o.endpoints, ","); got != "http://127.0.0.1:3" {
-		t.Errorf("explicit endpoints = %q", got)
+	if !strings.Contains(stderr.String(), "missing CMD") {
+		t.Fatalf("stderr %q does not say what is missing", stderr.String())
 	}
 }

@@ -21,6 +21,10 @@
 // host, so every host that campaigns for a service may write (and delete) any
 // candidate key of that service: RBAC confines a host to its own services'
 // elections, not to its own candidacy.
+//
+// It is test support: no binary imports it. In production deploy/rbac.sh
+// creates the plan; the tests (servicereg's, test/security, test/e2e) apply
+// it with Apply, and this package's test keeps the script and the plan equal.
 package rbac
 
 import (

@@ -1,4 +1,4 @@
-package electcmd
+package elect
 
 import (
 	"testing"
