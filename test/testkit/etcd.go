@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,25 @@ func NewCluster(n int, opts ...EtcdOption) (*Cluster, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	// A port found free can be taken before etcd binds it: test packages
+	// run in parallel, and their clients' connections draw from the same
+	// range. Such a start is tried again on other ports.
+	var err error
+	for try := 0; try < 5; try++ {
+		var c *Cluster
+		if c, err = newCluster(n, o); err == nil || !portTaken(err) {
+			return c, err
+		}
+	}
+	return nil, err
+}
+
+// portTaken reports whether err is a listener's "address already in use".
+func portTaken(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func newCluster(n int, o etcdOpts) (*Cluster, error) {
 	c := &Cluster{}
 	if err := c.addMembers(n, o); err != nil {
 		c.Close()

@@ -3,7 +3,9 @@ package testkit
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"testing"
 )
@@ -26,15 +28,25 @@ func FreePort(t testing.TB) int {
 }
 
 // TryFreePort is FreePort returning the error.
+//
+// Ports come from below the kernel's ephemeral range (32768-60999 by
+// default), at random: a port the kernel hands out for "127.0.0.1:0" is
+// one it also hands to outgoing connections, and test packages running in
+// parallel open many (etcd clients, DNS queries), so such a port was often
+// taken again before the server that was to use it could bind it.
 func TryFreePort() (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
+	lo, hi := portRange()
+	for i := 0; i < 200; i++ {
+		p := lo + rand.IntN(hi-lo)
+		if usedPort[p] {
+			continue
 		}
-		p := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(p)))
+		if err != nil {
+			continue
+		}
 		l.Close()
 		// The port must be free for UDP too (DNS servers take both).
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", itoa(p)))
@@ -42,12 +54,23 @@ func TryFreePort() (int, error) {
 			continue
 		}
 		u.Close()
-		if !usedPort[p] {
-			usedPort[p] = true
-			return p, nil
+		usedPort[p] = true
+		return p, nil
+	}
+	return 0, errors.New("no free port found in 200 tries")
+}
+
+// portRange is where TryFreePort draws ports: from 10000 up to the start of
+// the kernel's ephemeral range.
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var first, last int
+		if _, err := fmt.Sscan(string(b), &first, &last); err == nil && first > lo+1000 {
+			hi = first
 		}
 	}
-	return 0, errors.New("no free port found in 100 tries")
+	return lo, hi
 }
 
 func itoa(i int) string {
