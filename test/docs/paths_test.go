@@ -23,8 +23,8 @@ import (
 //   - a word starting with ../, read from the folder of the file it is in;
 //   - in Markdown, a link target without a scheme or a fragment alone, read
 //     from the file's folder (a leading / from the top);
-//   - a word whose first folder is shared/: the workplace folder beside the
-//     repository, never part of it.
+//   - a word whose first folder is one of outsideFolders: a folder beside
+//     the repository in the workplace, never part of it.
 //
 // Words starting with / (system paths such as /etc/servicereg/) and words
 // glued to a ':' or '@' (URLs, user@host:path) are not repository paths.
@@ -99,7 +99,10 @@ func generated(src string) bool {
 
 // outsideFolders are folders beside the repository in the workplace that a
 // comment may be tempted to cite; nothing in them ships with rollcall.
-var outsideFolders = map[string]bool{"shared": true}
+var outsideFolders = map[string]bool{notesFolder: true}
+
+// notesFolder is the workplace folder that held the design's first notes.
+const notesFolder = "shared"
 
 // pathRun is a run of the characters a repository path is written with.
 var pathRun = regexp.MustCompile(`[A-Za-z0-9_.*/-]+`)
@@ -281,9 +284,9 @@ func TestPathRules(t *testing.T) {
 		{name: "glob", dir: ".", line: "deploy/services.d/*.yml", want: nil},
 		{name: "placeholder capital", dir: "docs", line: "`deploy/etcd/etcdN.yml` on host N", want: nil},
 		{name: "placeholder does not hide a word", dir: ".", line: "docs/NOPE.md", want: []string{"docs/NOPE.md: no such file or folder in the repository"}},
-		{name: "shared folder", dir: "plugin/rollcall", line: "(shared/DESIGN.md, \"Views\")", want: []string{"shared/DESIGN.md: points outside the repository"}},
-		{name: "up and out", dir: "docs", line: "../../shared/DESIGN.md", want: []string{"../../shared/DESIGN.md: points outside the repository"}},
-		{name: "up to a sibling outside", dir: ".", line: "../shared/DESIGN.md", want: []string{"../shared/DESIGN.md: points outside the repository"}},
+		{name: "workplace folder", dir: "plugin/rollcall", line: "(" + notesFolder + "/DESIGN.md, \"Views\")", want: []string{notesFolder + "/DESIGN.md: points outside the repository"}},
+		{name: "up and out", dir: "docs", line: "../../notes/DESIGN.md", want: []string{"../../notes/DESIGN.md: points outside the repository"}},
+		{name: "up to a sibling outside", dir: ".", line: "../notes/DESIGN.md", want: []string{"../notes/DESIGN.md: points outside the repository"}},
 		{name: "up within", dir: "docs", line: "../deploy/README.md", want: nil},
 		{name: "link relative to the file", dir: "docs", line: "[deploy](../deploy/README.md) [tour](TOUR.md#2-register-a-unit)", want: nil},
 		{name: "broken link", dir: "plugin/rollcall", line: "[x](setup.go) [y](../../README.md) [z](deploy/README.md)", want: []string{"deploy/README.md: no such file or folder in the repository"}},
