@@ -19,6 +19,8 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
+
+	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // SweepZone is the zone of the ECS sweep's server block.
@@ -93,23 +95,13 @@ func SweepPrefixes() []netip.Prefix {
 	return out
 }
 
-// lastAddr is the highest address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
 // sweepInside reports whether every address of p is on n: its first and
 // last addresses are in one of n's ranges (worked out apart from the
 // plugin's own prefix arithmetic).
 func sweepInside(n sweepNet, p netip.Prefix) bool {
 	for _, c := range n.cidrs {
 		cp := netip.MustParsePrefix(c)
-		if cp.Contains(p.Addr()) && cp.Contains(lastAddr(p)) {
+		if cp.Contains(p.Addr()) && cp.Contains(testkit.LastAddr(p)) {
 			return true
 		}
 	}

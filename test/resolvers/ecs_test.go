@@ -98,11 +98,11 @@ func samples(c netip.Prefix, bits int) []netip.Prefix {
 	if c.Bits() >= bits {
 		return nil
 	}
-	addrs := []netip.Addr{c.Addr(), lastAddr(c)}
+	addrs := []netip.Addr{c.Addr(), testkit.LastAddr(c)}
 	for _, o := range overlays {
 		for _, r := range strings.Fields(o.cidrs) {
 			x := netip.MustParsePrefix(r)
-			addrs = append(addrs, x.Addr(), lastAddr(x).Next())
+			addrs = append(addrs, x.Addr(), testkit.LastAddr(x).Next())
 		}
 	}
 	var out []netip.Prefix
@@ -115,16 +115,6 @@ func samples(c netip.Prefix, bits int) []netip.Prefix {
 		}
 	}
 	return out
-}
-
-// lastAddr is the last address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 func keysOf(m map[string]bool) []string {

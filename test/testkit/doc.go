@@ -10,6 +10,7 @@
 //
 //	etcd.go           StartEtcd and StartCluster (NewEtcd, NewCluster): embedded etcd, one member or n
 //	kv.go             Put, Delete, Exists, Count: etcd reads and writes that fail the test on an error
+//	prefix.go         LastAddr: the last address of a prefix, for tests of prefix containment
 //	restart.go        stopping and restarting cluster members (fault tests)
 //	auth.go           StartAuthEtcd: etcd with client certificates and auth on, as in production
 //	tls.go            NewTLS: a CA and certificates made for one test
