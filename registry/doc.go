@@ -9,6 +9,7 @@
 //	P/hosts/<host>/host                 Host     (JSON)
 //	P/hosts/<host>/services/<service>   Instance (JSON)
 //	P/elections/<service>/<lease-hex>   candidate host name (raw, concurrency.Election)
+//	P/maintenance/<host>[/<service>]    Maintenance (JSON; operators write it, hosts cannot)
 //
 // Writers validate before they write (Validate*, Encode*); readers decode with
 // Decode* and skip whatever fails: bad data is never served and never crashes a
@@ -18,6 +19,7 @@
 //	names.go     the one name rule: a lower-case DNS label, with errors that say what to write
 //	values.go    the one check of each other value: port numbers, protocols, addresses, CIDRs
 //	records.go   Host, Instance, Port and Addrs: validation, bounds, strict JSON decoding
+//	health.go    State (passing, warning, critical, draining), the one in-service rule, Maintenance
 //	election.go  candidates and the one leader rule: the lowest create revision leads, its revision is the term
 //	errors.go    ValueError (a value's problem, for callers that say where it was) and
 //	             DecodeError (why a reader skipped a key: the Reason it counts it by)

@@ -72,6 +72,19 @@ func (k Keys) Elections() string { return k.prefix + "/elections/" }
 // candidate's lease ID in hex).
 func (k Keys) Election(service string) string { return k.prefix + "/elections/" + service }
 
+// Maintenance is the key of a maintenance record: the whole host when
+// service is "", else one instance (registry/health.go).
+func (k Keys) Maintenance(host, service string) string {
+	if service == "" {
+		return k.prefix + "/maintenance/" + host
+	}
+	return k.prefix + "/maintenance/" + host + "/" + service
+}
+
+// MaintenanceDir is the range prefix of every maintenance record: what
+// operators may write and hosts may not (deploy/rbac.sh).
+func (k Keys) MaintenanceDir() string { return k.prefix + "/maintenance/" }
+
 // Kind says which record a key holds.
 type Kind int
 
@@ -81,6 +94,9 @@ const (
 	KindHost          // P/hosts/<host>/host
 	KindInstance      // P/hosts/<host>/services/<service>
 	KindElection      // P/elections/<service>/<lease-hex>
+	// KindMaintenance is P/maintenance/<host> (Service "") or
+	// P/maintenance/<host>/<service>.
+	KindMaintenance
 )
 
 func (k Kind) String() string {
@@ -91,6 +107,8 @@ func (k Kind) String() string {
 		return "instance"
 	case KindElection:
 		return "election"
+	case KindMaintenance:
+		return "maintenance"
 	}
 	return "unknown"
 }
@@ -98,8 +116,8 @@ func (k Kind) String() string {
 // Key is a parsed key.
 type Key struct {
 	Kind    Kind
-	Host    string // KindHost, KindInstance
-	Service string // KindInstance, KindElection
+	Host    string // KindHost, KindInstance, KindMaintenance
+	Service string // KindInstance, KindElection, KindMaintenance ("" for a whole host)
 	Lease   int64  // KindElection: the candidate's lease ID
 }
 
@@ -134,6 +152,18 @@ func (k Keys) parse(key string) (Key, error) {
 			return Key{}, fmt.Errorf("key %q: %w", key, err)
 		}
 		return Key{Kind: KindInstance, Host: parts[1], Service: parts[3]}, nil
+	case (len(parts) == 2 || len(parts) == 3) && parts[0] == "maintenance":
+		if err := CheckName("host", parts[1]); err != nil {
+			return Key{}, fmt.Errorf("key %q: %w", key, err)
+		}
+		mk := Key{Kind: KindMaintenance, Host: parts[1]}
+		if len(parts) == 3 {
+			if err := CheckName("service", parts[2]); err != nil {
+				return Key{}, fmt.Errorf("key %q: %w", key, err)
+			}
+			mk.Service = parts[2]
+		}
+		return mk, nil
 	case len(parts) == 3 && parts[0] == "elections":
 		if err := CheckName("service", parts[1]); err != nil {
 			return Key{}, fmt.Errorf("key %q: %w", key, err)
@@ -144,5 +174,5 @@ func (k Keys) parse(key string) (Key, error) {
 		}
 		return Key{Kind: KindElection, Service: parts[1], Lease: lease}, nil
 	}
-	return Key{}, fmt.Errorf("%w: %q matches none of %shosts/<host>/host, %shosts/<host>/services/<service>, %selections/<service>/<lease>", ErrBadKey, key, k.All(), k.All(), k.All())
+	return Key{}, fmt.Errorf("%w: %q matches none of %shosts/<host>/host, %shosts/<host>/services/<service>, %selections/<service>/<lease>, %smaintenance/<host>[/<service>]", ErrBadKey, key, k.All(), k.All(), k.All(), k.All())
 }

@@ -53,6 +53,13 @@ type Instance struct {
 	Shard   string `json:"shard,omitempty"`
 	Ports   []Port `json:"ports,omitempty"`
 	Addrs   Addrs  `json:"addrs,omitempty"`
+
+	// Health (registry/health.go): the state, since when (Unix seconds),
+	// and for a critical instance why. An older agent writes none of them,
+	// which reads as passing.
+	State  State  `json:"state,omitempty"`
+	Since  int64  `json:"since,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Validate checks every network name and address: networks are DNS labels,
@@ -151,6 +158,9 @@ func (in *Instance) Validate() error {
 		return fmt.Errorf("instance %s on %s: %w", in.Service, in.Host, err)
 	}
 	if err := in.Addrs.Validate(); err != nil {
+		return fmt.Errorf("instance %s on %s: %w", in.Service, in.Host, err)
+	}
+	if err := in.validateHealth(); err != nil {
 		return fmt.Errorf("instance %s on %s: %w", in.Service, in.Host, err)
 	}
 	return nil
