@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rollcall/rollcall/internal/etcdconn"
+	healthcheck "github.com/rollcall/rollcall/internal/health"
 	"github.com/rollcall/rollcall/registry"
 )
 
@@ -25,6 +26,36 @@ const (
 	// ServicesDir is the folder beside the config file whose *.yml files each
 	// hold a YAML list of more services.
 	ServicesDir = "services.d"
+	// DefaultControl is the agent's local control socket (drain, undrain,
+	// status): under /run, so it is gone after a reboot like the agent's state.
+	DefaultControl = "/run/servicereg/control.sock"
+	// DefaultDNSTTL is the TTL of rollcall's DNS answers (the Corefile's
+	// ttl): how long a resolver may still hand out an instance after it
+	// stops being served, so how long a drain waits before the stop.
+	DefaultDNSTTL = 5 * time.Second
+	// DefaultCheckConcurrency bounds the health checks running at once.
+	DefaultCheckConcurrency = healthcheck.DefaultMaxConcurrent
+	// DefaultStateWriteRate and DefaultStateWriteBurst pace the agent's
+	// writes of instance states to etcd: a flapping check on every host
+	// must not become a write storm on etcd, while a few changes at once
+	// (a deploy) go through without delay.
+	DefaultStateWriteRate  = 1.0
+	DefaultStateWriteBurst = 5
+	// MaxMinActive bounds min_active: a unit active for an hour is not
+	// starting up any more.
+	MaxMinActive = time.Hour
+	// MaxDNSTTL bounds dns_ttl: a drain waits it out, and a stop that
+	// waits longer than this is a hung stop.
+	MaxDNSTTL = time.Hour
+	// MaxCheckConcurrency bounds check_concurrency.
+	MaxCheckConcurrency = 1024
+	// MaxStateWriteRate and MaxStateWriteBurst bound the state write pace:
+	// beyond them it no longer protects etcd.
+	MaxStateWriteRate  = 1000.0
+	MaxStateWriteBurst = 1000
+	// maxSocketPath is the longest path a unix socket address holds
+	// (sun_path is 108 bytes with the closing NUL).
+	maxSocketPath = 107
 )
 
 // Config is the agent's configuration: one YAML file plus the services of
@@ -44,8 +75,25 @@ type Config struct {
 	Networks Networks `yaml:"networks"`
 	// Addrs are explicit addresses per network; a network listed here takes
 	// exactly these, and detected addresses of that network are dropped.
-	Addrs    registry.Addrs `yaml:"addrs"`
-	Services []Service      `yaml:"services"`
+	Addrs registry.Addrs `yaml:"addrs"`
+	// Control is the path of the local control socket (drain, undrain,
+	// status); default DefaultControl.
+	Control string `yaml:"control"`
+	// DNSTTL is the TTL of rollcall's DNS answers, which a drain waits out
+	// before the service stops; default DefaultDNSTTL.
+	DNSTTL time.Duration `yaml:"dns_ttl"`
+	// CheckConcurrency bounds the health checks running at once on this
+	// host; default DefaultCheckConcurrency.
+	CheckConcurrency int `yaml:"check_concurrency"`
+	// StateWriteRate (writes per second) and StateWriteBurst pace the
+	// writes of instance state changes to etcd.
+	StateWriteRate  float64   `yaml:"state_write_rate"`
+	StateWriteBurst int       `yaml:"state_write_burst"`
+	Services        []Service `yaml:"services"`
+
+	// dnsTTLSet says dns_ttl was written, so that an explicit 0 (a
+	// Corefile with ttl 0) is not taken for "use the default".
+	dnsTTLSet bool
 }
 
 // EtcdConfig says how the agent reaches etcd.
@@ -81,6 +129,50 @@ func (ns Networks) MarshalYAML() (any, error) {
 	return m, nil
 }
 
+// Checks are a service's health checks, written back in the YAML form
+// they are read in (configparse.go).
+type Checks []healthcheck.Spec
+
+// MarshalYAML writes each check as it is read: its kind as the key of its
+// target (exec: its argv on one line), then its timing.
+func (cs Checks) MarshalYAML() (any, error) {
+	list := &yaml.Node{Kind: yaml.SequenceNode}
+	for _, c := range cs {
+		item := &yaml.Node{Kind: yaml.MappingNode}
+		add := func(key string, value any, flow bool) error {
+			v := &yaml.Node{}
+			if err := v.Encode(value); err != nil {
+				return fmt.Errorf("check %s: %s: %w", c, key, err)
+			}
+			if flow {
+				v.Style = yaml.FlowStyle
+			}
+			item.Content = append(item.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
+			return nil
+		}
+		var target any = c.Target
+		if c.Kind == healthcheck.KindExec {
+			target = c.Argv
+		}
+		for _, kv := range []struct {
+			key   string
+			value any
+		}{
+			{string(c.Kind), target},
+			{"interval", c.Interval.String()},
+			{"timeout", c.Timeout.String()},
+			{"rise", c.Rise},
+			{"fall", c.Fall},
+		} {
+			if err := add(kv.key, kv.value, kv.key == string(c.Kind)); err != nil {
+				return nil, err
+			}
+		}
+		list.Content = append(list.Content, item)
+	}
+	return list, nil
+}
+
 // Service is one service the agent registers while its unit is active.
 type Service struct {
 	Name string `yaml:"name"`
@@ -93,6 +185,11 @@ type Service struct {
 	MasterElection bool     `yaml:"master_election,omitempty"`
 	OnMaster       []string `yaml:"on_master,omitempty"`
 	OnStandby      []string `yaml:"on_standby,omitempty"`
+	// MinActive is how long the unit must stay active before its first
+	// registration; 0 registers at once.
+	MinActive time.Duration `yaml:"min_active,omitempty"`
+	// Checks are the service's health checks; none means active is passing.
+	Checks Checks `yaml:"checks,omitempty"`
 
 	// Source is where the service was defined ("file:line"), for messages.
 	Source string `yaml:"-"`
@@ -133,6 +230,11 @@ func (c *Config) Normalize() error {
 	ps.add("prefix", checkPrefix(c.Prefix))
 	ps.add("ttl", checkTTL(c.TTL))
 	ps.add("systemd", checkSystemd(c.Systemd))
+	ps.add("control", checkControl(c.Control))
+	ps.add("dns_ttl", checkDNSTTL(c.DNSTTL))
+	ps.add("check_concurrency", checkConcurrency(c.CheckConcurrency))
+	ps.add("state_write_rate", checkStateWriteRate(c.StateWriteRate))
+	ps.add("state_write_burst", checkStateWriteBurst(c.StateWriteBurst))
 	c.checkNetworks(&ps)
 	seen := map[string]bool{}
 	for i := range c.Services {
@@ -164,9 +266,28 @@ func (c *Config) defaults() {
 	if c.Systemd == "" {
 		c.Systemd = SystemdSystem
 	}
+	if c.Control == "" {
+		c.Control = DefaultControl
+	}
+	if c.DNSTTL == 0 && !c.dnsTTLSet {
+		c.DNSTTL = DefaultDNSTTL
+	}
+	if c.CheckConcurrency == 0 {
+		c.CheckConcurrency = DefaultCheckConcurrency
+	}
+	if c.StateWriteRate == 0 {
+		c.StateWriteRate = DefaultStateWriteRate
+	}
+	if c.StateWriteBurst == 0 {
+		c.StateWriteBurst = DefaultStateWriteBurst
+	}
 	for i := range c.Services {
-		if s := &c.Services[i]; s.Unit == "" {
+		s := &c.Services[i]
+		if s.Unit == "" {
 			s.Unit = s.Name + ".service"
+		}
+		for j := range s.Checks {
+			s.Checks[j].SetDefaults()
 		}
 	}
 }
@@ -211,6 +332,14 @@ func (s *Service) check() error {
 	ps.add("ports", registry.ValidatePorts(s.Ports))
 	ps.add("on_master", checkHook(s.OnMaster, s.MasterElection))
 	ps.add("on_standby", checkHook(s.OnStandby, s.MasterElection))
+	ps.add("min_active", checkMinActive(s.MinActive))
+	for i, c := range s.Checks {
+		where := fmt.Sprintf("checks[%d]", i)
+		if c.Source != "" {
+			where += " (" + c.Source + ")"
+		}
+		ps.add(where, c.Validate())
+	}
 	return ps.err()
 }
 
@@ -320,6 +449,54 @@ func checkTTL(d time.Duration) error {
 func checkSystemd(s string) error {
 	if s != SystemdSystem && s != SystemdUser {
 		return fmt.Errorf("systemd %q must be %q or %q", s, SystemdSystem, SystemdUser)
+	}
+	return nil
+}
+
+func checkControl(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("control %q must be an absolute path such as %s", p, DefaultControl)
+	}
+	if len(p) > maxSocketPath {
+		return fmt.Errorf("control %.40q... is %d bytes: a unix socket path holds at most %d; use a shorter one such as %s", p, len(p), maxSocketPath, DefaultControl)
+	}
+	if strings.ContainsRune(p, 0) {
+		return errors.New("control holds a NUL byte: write a plain path")
+	}
+	return nil
+}
+
+func checkDNSTTL(d time.Duration) error {
+	if d < 0 || d > MaxDNSTTL || d%time.Second != 0 {
+		return fmt.Errorf("dns_ttl %v must be whole seconds from 0s to %v (the ttl of the Corefile's rollcall block), e.g. %v", d, MaxDNSTTL, DefaultDNSTTL)
+	}
+	return nil
+}
+
+func checkConcurrency(n int) error {
+	if n < 1 || n > MaxCheckConcurrency {
+		return fmt.Errorf("check_concurrency %d must be from 1 to %d (health checks running at once), e.g. %d", n, MaxCheckConcurrency, DefaultCheckConcurrency)
+	}
+	return nil
+}
+
+func checkStateWriteRate(r float64) error {
+	if !(r > 0 && r <= MaxStateWriteRate) {
+		return fmt.Errorf("state_write_rate %v must be above 0 and at most %v (state writes to etcd per second), e.g. %v", r, MaxStateWriteRate, DefaultStateWriteRate)
+	}
+	return nil
+}
+
+func checkStateWriteBurst(n int) error {
+	if n < 1 || n > MaxStateWriteBurst {
+		return fmt.Errorf("state_write_burst %d must be from 1 to %d (state writes let through at once), e.g. %d", n, MaxStateWriteBurst, DefaultStateWriteBurst)
+	}
+	return nil
+}
+
+func checkMinActive(d time.Duration) error {
+	if d < 0 || d > MaxMinActive {
+		return fmt.Errorf("min_active %v must be from 0s to %v (how long a unit stays active before it is registered), e.g. 2s", d, MaxMinActive)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rollcall/rollcall/internal/etcdconn"
+	healthcheck "github.com/rollcall/rollcall/internal/health"
 )
 
 // writeConfig writes the main file and services.d files into a new folder
@@ -193,6 +194,28 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{`servicereg.yml:2: a second YAML document`}},
 		{name: "too many addresses", main: "addrs:\n  public: [" + manyAddrs(65) + "]\n",
 			want: []string{`servicereg.yml: addrs.public: 65 addresses, at most 64 per network`}},
+		{name: "bad control", main: "control: run/sock\n",
+			want: []string{`servicereg.yml:1: control: control "run/sock" must be an absolute path such as /run/servicereg/control.sock`}},
+		{name: "long control", main: "control: /" + strings.Repeat("x", 120) + "\n",
+			want: []string{`servicereg.yml:1: control: `, `a unix socket path holds at most 107`}},
+		{name: "dns_ttl without unit", main: "dns_ttl: 5\n",
+			want: []string{`servicereg.yml:1: dns_ttl "5" needs a unit: write 5s`}},
+		{name: "dns_ttl negative", main: "dns_ttl: -1s\n",
+			want: []string{`servicereg.yml:1: dns_ttl: dns_ttl -1s must be whole seconds from 0s to 1h0m0s`}},
+		{name: "check_concurrency zero", main: "check_concurrency: 0\n",
+			want: []string{`servicereg.yml:1: check_concurrency: check_concurrency 0 must be from 1 to 1024`}},
+		{name: "check_concurrency not a number", main: "check_concurrency: many\n",
+			want: []string{`servicereg.yml:1: check_concurrency must be a whole number`}},
+		{name: "state_write_rate zero", main: "state_write_rate: 0\n",
+			want: []string{`servicereg.yml:1: state_write_rate: state_write_rate 0 must be above 0 and at most 1000`}},
+		{name: "state_write_rate not a number", main: "state_write_rate: fast\n",
+			want: []string{`servicereg.yml:1: state_write_rate must be a number such as 1 or 0.5`}},
+		{name: "state_write_burst too big", main: "state_write_burst: 5000\n",
+			want: []string{`servicereg.yml:1: state_write_burst: state_write_burst 5000 must be from 1 to 1000`}},
+		{name: "min_active negative", main: "services:\n  - name: web\n    min_active: -2s\n",
+			want: []string{`servicereg.yml:3: services[0].min_active: min_active -2s must be from 0s to 1h0m0s`}},
+		{name: "min_active without unit", main: "services:\n  - name: web\n    min_active: 2\n",
+			want: []string{`servicereg.yml:3: services[0].min_active "2" needs a unit: write 2s`}},
 		{name: "every problem at once", main: "hots: h1\nttl: 5\n",
 			want: []string{`servicereg.yml:1: config: unknown field "hots"`, `servicereg.yml:2: ttl "5" needs a unit`}},
 	}
@@ -212,6 +235,138 @@ func TestLoadConfigErrors(t *testing.T) {
 	}
 }
 
+// TestLoadConfigCheckErrors: every mistake in a health check stops the
+// config with the line to fix and what to write there.
+func TestLoadConfigCheckErrors(t *testing.T) {
+	svc := "services:\n  - name: web\n    checks:\n"
+	for _, c := range []struct {
+		name   string
+		checks string // the lines of the checks list, from line 4
+		want   []string
+	}{
+		{"timeout not under interval", "      - tcp: 127.0.0.1:80\n        interval: 5s\n        timeout: 5s\n",
+			[]string{`servicereg.yml:6: services[0].checks[0].timeout: timeout 5s must be shorter than interval 5s: write timeout: 2s or interval: 10s`}},
+		{"timeout above the default interval", "      - tcp: 127.0.0.1:80\n        timeout: 6s\n",
+			[]string{`servicereg.yml:5: services[0].checks[0].timeout: timeout 6s must be shorter than interval 5s`}},
+		{"unknown kind", "      - ping: 127.0.0.1\n",
+			[]string{`servicereg.yml:4: services[0].checks[0]: unknown field "ping"; known fields are: http, tcp, grpc, exec, interval, timeout, rise, fall`}},
+		{"unknown field", "      - tcp: 127.0.0.1:80\n        retries: 3\n",
+			[]string{`servicereg.yml:5: services[0].checks[0]: unknown field "retries"; known fields are: http, tcp, grpc, exec, interval, timeout, rise, fall`}},
+		{"two kinds in one item", "      - http: http://127.0.0.1:8080/\n        tcp: 127.0.0.1:8080\n",
+			[]string{`servicereg.yml:5: services[0].checks[0]: http and tcp in one check: a check has one kind; write each as its own list item (- tcp: ...)`}},
+		{"no kind", "      - interval: 5s\n",
+			[]string{`servicereg.yml:4: services[0].checks[0]: no check kind: give one of http:, tcp:, grpc: or exec:`}},
+		{"bad URL", "      - http: 127.0.0.1:8080/ready\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].http: http check URL "127.0.0.1:8080/ready" must start with http:// or https://: write a URL such as http://127.0.0.1:8080/ready`}},
+		{"name instead of IP", "      - tcp: 127.0.0.1:80\n      - http: http://localhost:8080/ready\n",
+			[]string{`servicereg.yml:5: services[0].checks[1].http: http check URL "http://localhost:8080/ready" names host "localhost": write an IP address such as 127.0.0.1: checks never resolve names, so a check cannot depend on rollcall's own DNS`}},
+		{"grpc name instead of IP", "      - grpc: grpc.internal:9090\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].grpc: grpc check target "grpc.internal:9090" names host "grpc.internal": write an IP address such as 127.0.0.1`}},
+		{"bad port", "      - tcp: 127.0.0.1:70000\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].tcp: tcp check target "127.0.0.1:70000": port "70000" is not a number from 1 to 65535`}},
+		{"no port", "      - tcp: 127.0.0.1\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].tcp: tcp check target "127.0.0.1" is not IP:port: write an address such as 127.0.0.1:8080`}},
+		{"empty exec", "      - exec: []\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].exec: exec needs a program: write exec: ["/usr/local/bin/check-db"]`}},
+		{"exec as a string", "      - exec: /usr/local/bin/check-db --quick\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].exec must be a list such as ["/usr/local/bin/check-db", "--quick"]: no shell splits a string`}},
+		{"exec bare name", "      - exec: [check-db]\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].exec: exec program "check-db" is a bare name: write its path`}},
+		{"rise 0", "      - tcp: 127.0.0.1:80\n        rise: 0\n",
+			[]string{`servicereg.yml:5: services[0].checks[0].rise 0 must be at least 1: write a count such as rise: 2, or leave it out for the default`}},
+		{"fall too big", "      - tcp: 127.0.0.1:80\n        fall: 1000\n",
+			[]string{`servicereg.yml:5: services[0].checks[0].fall: fall 1000 is out of range: write a count from 1 to 100`}},
+		{"interval 0", "      - tcp: 127.0.0.1:80\n        interval: 0s\n",
+			[]string{`servicereg.yml:5: services[0].checks[0].interval 0s must be positive: write a duration such as 5s`}},
+		{"interval too short", "      - tcp: 127.0.0.1:80\n        interval: 10ms\n",
+			[]string{`servicereg.yml:5: services[0].checks[0].interval: interval 10ms is out of range: write a duration from 100ms to 1h0m0s`}},
+		{"interval without unit", "      - tcp: 127.0.0.1:80\n        interval: 5\n",
+			[]string{`servicereg.yml:5: services[0].checks[0].interval "5" needs a unit: write 5s`}},
+		{"checks not a list", "      tcp: 127.0.0.1:80\n",
+			[]string{`servicereg.yml:4: services[0].checks must be a list of checks, each starting with '- http:'`}},
+		{"two problems at once", "      - tcp: 127.0.0.1\n      - exec: [x]\n",
+			[]string{`servicereg.yml:4: services[0].checks[0].tcp`, `servicereg.yml:5: services[0].checks[1].exec`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeConfig(t, svc+c.checks, nil)
+			_, err := LoadConfig(p)
+			if err == nil {
+				t.Fatalf("config accepted:\n%s", svc+c.checks)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadConfigChecks reads checks and the keys the agent's health
+// features use, with their defaults.
+func TestLoadConfigChecks(t *testing.T) {
+	p := writeConfig(t, `
+host: h1
+control: /run/sr/control.sock
+dns_ttl: 0s
+check_concurrency: 4
+state_write_rate: 0.5
+state_write_burst: 2
+services:
+  - name: web
+    min_active: 2s
+    checks:
+      - http: http://127.0.0.1:8080/ready
+        interval: 10s
+        timeout: 3s
+        rise: 1
+        fall: 5
+      - tcp: "[::1]:8080"
+      - grpc: 127.0.0.1:9090/db.Store
+        interval: 1s
+      - exec: ["/usr/local/bin/check-db", "--quick"]
+`, map[string]string{"api.yml": "- name: api\n"})
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Control != "/run/sr/control.sock" || cfg.DNSTTL != 0 || cfg.CheckConcurrency != 4 || cfg.StateWriteRate != 0.5 || cfg.StateWriteBurst != 2 {
+		t.Errorf("top level: %+v", cfg)
+	}
+	web, api := cfg.Services[0], cfg.Services[1]
+	if web.MinActive != 2*time.Second || api.MinActive != 0 || len(api.Checks) != 0 {
+		t.Errorf("min_active: web %v api %v; api checks %v", web.MinActive, api.MinActive, api.Checks)
+	}
+	want := []healthcheck.Spec{
+		{Kind: healthcheck.KindHTTP, Target: "http://127.0.0.1:8080/ready", Interval: 10 * time.Second, Timeout: 3 * time.Second, Rise: 1, Fall: 5},
+		{Kind: healthcheck.KindTCP, Target: "[::1]:8080", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3},
+		// A short interval's default timeout is half of it.
+		{Kind: healthcheck.KindGRPC, Target: "127.0.0.1:9090/db.Store", Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 2, Fall: 3},
+		{Kind: healthcheck.KindExec, Argv: []string{"/usr/local/bin/check-db", "--quick"}, Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3},
+	}
+	if len(web.Checks) != len(want) {
+		t.Fatalf("checks: %+v", web.Checks)
+	}
+	for i, c := range web.Checks {
+		if !c.Equal(want[i]) {
+			t.Errorf("check %d: %+v, want %+v", i, c, want[i])
+		}
+		if wantSrc := fmt.Sprintf("%s:%d", p, []int{12, 17, 18, 20}[i]); c.Source != wantSrc {
+			t.Errorf("check %d: source %q, want %q", i, c.Source, wantSrc)
+		}
+	}
+
+	// Left out, the keys take their defaults.
+	cfg, err = LoadConfig(writeConfig(t, "host: h1\n", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Control != DefaultControl || cfg.DNSTTL != DefaultDNSTTL || cfg.CheckConcurrency != DefaultCheckConcurrency ||
+		cfg.StateWriteRate != DefaultStateWriteRate || cfg.StateWriteBurst != DefaultStateWriteBurst {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
 func TestNormalizeCodeConfig(t *testing.T) {
 	cases := []struct {
 		name string
@@ -222,6 +377,11 @@ func TestNormalizeCodeConfig(t *testing.T) {
 		{name: "bad service name", cfg: Config{Host: "h1", Services: []Service{{Name: "-web"}}}, want: `service name "-web"`},
 		{name: "duplicate", cfg: Config{Host: "h1", Services: []Service{{Name: "web"}, {Name: "web"}}}, want: "defined twice"},
 		{name: "bad ttl", cfg: Config{Host: "h1", TTL: 500 * time.Millisecond}, want: "whole seconds"},
+		{name: "valid check", cfg: Config{Host: "h1", Services: []Service{{Name: "web", Checks: Checks{{Kind: healthcheck.KindTCP, Target: "127.0.0.1:80"}}}}}},
+		{name: "bad check", cfg: Config{Host: "h1", Services: []Service{{Name: "web", Checks: Checks{{Kind: healthcheck.KindTCP, Target: "db:80"}}}}},
+			want: `services[0]: checks[0]: tcp check target "db:80" names host "db"`},
+		{name: "bad min_active", cfg: Config{Host: "h1", Services: []Service{{Name: "web", MinActive: -time.Second}}}, want: "min_active -1s"},
+		{name: "bad concurrency", cfg: Config{Host: "h1", CheckConcurrency: 5000}, want: "check_concurrency 5000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -239,6 +399,7 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte("etcd:\n  endpoints: [\"http://127.0.0.1:2379\"]\nsystemd: user\nprefix: /rc\n"))
 	f.Add([]byte("services:\n  - name: web\n    master_election: true\n    on_master: [\"/bin/true\"]\n"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Add([]byte("dns_ttl: 0s\nstate_write_rate: 0.25\nservices:\n  - name: web\n    min_active: 1s\n    checks:\n      - http: http://127.0.0.1:8080/\n        interval: 1s\n      - exec: [\"/bin/true\"]\n"))
 	f.Add([]byte("- 1\n- 2\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rollcall/rollcall/internal/etcdconn"
+	healthcheck "github.com/rollcall/rollcall/internal/health"
 	"github.com/rollcall/rollcall/registry"
 )
 
@@ -299,6 +300,35 @@ func (p *parser) integer(n *yaml.Node, what string) (int, bool) {
 	return i, true
 }
 
+// number reads a number, whole or not.
+func (p *parser) number(n *yaml.Node, what string) (float64, bool) {
+	var f float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&f) != nil {
+		p.errorf(n, "%s must be a number such as 1 or 0.5, not %s", what, kindName(n))
+		return 0, false
+	}
+	return f, true
+}
+
+// duration reads a duration such as example ("5s"), and says what to
+// write for a number without a unit.
+func (p *parser) duration(n *yaml.Node, what, example string) (time.Duration, bool) {
+	s, ok := p.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if _, nerr := strconv.Atoi(s); nerr == nil {
+			p.errorf(n, "%s %q needs a unit: write %ss", what, s, s)
+		} else {
+			p.errorf(n, "%s %q is not a duration such as %s", what, s, example)
+		}
+		return 0, false
+	}
+	return d, true
+}
+
 // check reports each problem of err, if any, at n's line, in the words of
 // the check that failed (registry.Problem: "registry: bad name:" says
 // nothing to someone editing a config; the field path and line say where).
@@ -318,6 +348,31 @@ func (p *parser) mainFields(cfg *Config) []field {
 		{"systemd", func(v *yaml.Node) { cfg.Systemd = p.checked(v, "systemd", checkSystemd) }},
 		{"networks", func(v *yaml.Node) { cfg.Networks = p.parseNetworks(v) }},
 		{"addrs", func(v *yaml.Node) { cfg.Addrs = p.parseAddrs(v) }},
+		{"control", func(v *yaml.Node) { cfg.Control = p.checked(v, "control", checkControl) }},
+		{"dns_ttl", func(v *yaml.Node) {
+			if d, ok := p.duration(v, "dns_ttl", "5s"); ok {
+				p.check(v, "dns_ttl", checkDNSTTL(d))
+				cfg.DNSTTL, cfg.dnsTTLSet = d, true
+			}
+		}},
+		{"check_concurrency", func(v *yaml.Node) {
+			if n, ok := p.integer(v, "check_concurrency"); ok {
+				p.check(v, "check_concurrency", checkConcurrency(n))
+				cfg.CheckConcurrency = n
+			}
+		}},
+		{"state_write_rate", func(v *yaml.Node) {
+			if r, ok := p.number(v, "state_write_rate"); ok {
+				p.check(v, "state_write_rate", checkStateWriteRate(r))
+				cfg.StateWriteRate = r
+			}
+		}},
+		{"state_write_burst", func(v *yaml.Node) {
+			if n, ok := p.integer(v, "state_write_burst"); ok {
+				p.check(v, "state_write_burst", checkStateWriteBurst(n))
+				cfg.StateWriteBurst = n
+			}
+		}},
 		{"services", func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
 				p.errorf(v, "services must be a list of services (lines starting with '- name:'), not %s", kindName(v))
@@ -462,6 +517,14 @@ type serviceRead struct {
 	hooks   [2]*yaml.Node // on_master, on_standby
 }
 
+// checkRead is what parsing one check noted besides the Spec: the kinds
+// given (one is right) and each field's node, where its problems are
+// reported.
+type checkRead struct {
+	kinds []healthcheck.Kind
+	nodes map[string]*yaml.Node
+}
+
 // serviceFields is the schema of one service, at path what.
 func (p *parser) serviceFields(s *Service, what string, r *serviceRead) []field {
 	hook := func(name string, i int, dst *[]string) field {
@@ -490,7 +553,121 @@ func (p *parser) serviceFields(s *Service, what string, r *serviceRead) []field 
 		{"master_election", func(v *yaml.Node) { s.MasterElection = p.boolean(v, what+".master_election") }},
 		hook("on_master", 0, &s.OnMaster),
 		hook("on_standby", 1, &s.OnStandby),
+		{"min_active", func(v *yaml.Node) {
+			if d, ok := p.duration(v, what+".min_active", "2s"); ok {
+				p.check(v, what+".min_active", checkMinActive(d))
+				s.MinActive = d
+			}
+		}},
+		{"checks", func(v *yaml.Node) { s.Checks = p.parseChecks(v, what+".checks") }},
 	}
+}
+
+// checkFields is the schema of one health check, at path what: exactly
+// one of the kinds (its target), then the timing.
+func (p *parser) checkFields(c *healthcheck.Spec, what string, r *checkRead) []field {
+	kind := func(k healthcheck.Kind) field {
+		return field{string(k), func(v *yaml.Node) {
+			r.kinds, r.nodes[string(k)] = append(r.kinds, k), v
+			c.Kind = k
+			if k == healthcheck.KindExec {
+				if v.Kind == yaml.ScalarNode {
+					p.errorf(v, "%s.exec must be a list such as [\"/usr/local/bin/check-db\", \"--quick\"]: no shell splits a string into arguments", what)
+					return
+				}
+				c.Argv, _ = p.strList(v, what+".exec")
+				return
+			}
+			c.Target, _ = p.str(v, what+"."+string(k))
+		}}
+	}
+	dur := func(name string, dst *time.Duration, example string) field {
+		return field{name, func(v *yaml.Node) {
+			r.nodes[name] = v
+			d, ok := p.duration(v, what+"."+name, example)
+			if ok && d <= 0 {
+				p.errorf(v, "%s.%s %s must be positive: write a duration such as %s, or leave it out for the default", what, name, d, example)
+				return
+			}
+			*dst = d
+		}}
+	}
+	count := func(name string, dst *int, def int) field {
+		return field{name, func(v *yaml.Node) {
+			r.nodes[name] = v
+			n, ok := p.integer(v, what+"."+name)
+			if ok && n < 1 {
+				p.errorf(v, "%s.%s %d must be at least 1: write a count such as %s: %d, or leave it out for the default", what, name, n, name, def)
+				return
+			}
+			*dst = n
+		}}
+	}
+	return []field{
+		kind(healthcheck.KindHTTP),
+		kind(healthcheck.KindTCP),
+		kind(healthcheck.KindGRPC),
+		kind(healthcheck.KindExec),
+		dur("interval", &c.Interval, healthcheck.DefaultInterval.String()),
+		dur("timeout", &c.Timeout, healthcheck.DefaultTimeout.String()),
+		count("rise", &c.Rise, healthcheck.DefaultRise),
+		count("fall", &c.Fall, healthcheck.DefaultFall),
+	}
+}
+
+func (p *parser) parseChecks(v *yaml.Node, what string) Checks {
+	if v.Kind != yaml.SequenceNode {
+		p.errorf(v, "%s must be a list of checks, each starting with '- http:', '- tcp:', '- grpc:' or '- exec:', not %s", what, kindName(v))
+		return nil
+	}
+	var out Checks
+	for i, n := range v.Content {
+		cw := fmt.Sprintf("%s[%d]", what, i)
+		if !p.usable(n, cw) {
+			continue
+		}
+		if c, ok := p.parseCheck(n, cw); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// parseCheck reads one check, sets its defaults and checks it, each
+// problem at the line of the field to fix.
+func (p *parser) parseCheck(n *yaml.Node, what string) (healthcheck.Spec, bool) {
+	c := healthcheck.Spec{Source: fmt.Sprintf("%s:%d", p.file, n.Line)}
+	r := checkRead{nodes: map[string]*yaml.Node{}}
+	before := len(p.errs)
+	p.fields(n, what, p.checkFields(&c, what, &r))
+	if n.Kind != yaml.MappingNode || len(p.errs) != before {
+		return c, false
+	}
+	switch len(r.kinds) {
+	case 0:
+		p.errorf(n, "%s: no check kind: give one of http:, tcp:, grpc: or exec:, such as - http: http://127.0.0.1:8080/ready", what)
+		return c, false
+	case 1:
+	default:
+		p.errorf(r.nodes[string(r.kinds[1])], "%s: %s and %s in one check: a check has one kind; write each as its own list item (- %s: ...)", what, r.kinds[0], r.kinds[1], r.kinds[1])
+		return c, false
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		at, field := n, string(c.Kind)
+		var fe *healthcheck.FieldError
+		if errors.As(err, &fe) {
+			field = fe.Field
+			if v := r.nodes[field]; v != nil {
+				at = v
+			} else if v := r.nodes[string(c.Kind)]; v != nil {
+				at = v // a default that does not fit: the check's first line
+			}
+		}
+		p.check(at, what+"."+field, err)
+		return c, false
+	}
+	return c, true
 }
 
 func (p *parser) parseService(n *yaml.Node, what string) (Service, bool) {
