@@ -13,7 +13,7 @@ TESTP   ?= 2
 # has no deadline to race. 20000 runs take 1-10 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build run test vet fmt-check fuzz bench clean help resolver-deps
+.PHONY: all build run test vet fmt-check fuzz bench clean help test-deps
 
 all: build
 
@@ -41,30 +41,35 @@ vet:
 
 # ROLLCALL_LONG=1: the fault tests that take a minute or more run too (a
 # plain `go test ./...` skips them).
-test: build vet resolver-deps
+test: build vet test-deps
 	ROLLCALL_BIN=$(BIN) ROLLCALL_LONG=1 $(GO) test -count=1 -p $(TESTP) -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz
 
-# test/resolvers runs unbound, dnsmasq and BIND's named from Debian's
-# packages in front of bin/coredns. As root, install the missing ones. A
-# policy-rc.d that denies every start (unless one is there already) keeps
-# the packages' services from starting on install: nothing takes port 53 or
-# rewrites resolv.conf. A failed install does not fail `make test`: those
-# tests skip, naming the missing binary.
-resolver-deps:
+# Programs from Debian's packages that tests run for real, as binary:package
+# pairs: test/resolvers puts unbound, dnsmasq and BIND's named in front of
+# bin/coredns; test/web points Prometheus and Chromium at the plugin's http
+# option.
+TEST_DEPS ?= unbound:unbound dnsmasq:dnsmasq-base named:bind9 prometheus:prometheus chromium:chromium
+
+# As root, install the missing ones. A policy-rc.d that denies every start
+# (unless one is there already) keeps the packages' services from starting on
+# install: nothing takes port 53 or 9090, or rewrites resolv.conf. A failed
+# install does not fail `make test`: the tests that need a missing binary
+# skip, naming it.
+test-deps:
 	@[ "$$(id -u)" = 0 ] || exit 0; \
 	missing=; \
-	for bp in unbound:unbound dnsmasq:dnsmasq-base named:bind9; do \
+	for bp in $(TEST_DEPS); do \
 	  b=$${bp%%:*}; command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $${bp#*:}"; \
 	done; \
 	[ -n "$$missing" ] || exit 0; \
-	echo "installing$$missing (Debian packages) for test/resolvers"; \
+	echo "installing$$missing (Debian packages) for the tests that run them"; \
 	if [ ! -e /usr/sbin/policy-rc.d ]; then \
 	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
 	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
 	fi; \
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
-	  || echo "apt-get install$$missing failed: test/resolvers skips what is missing"
+	  || echo "apt-get install$$missing failed: the tests that need them skip"
 
 # Short fuzz runs keep the fuzz targets and their seed corpora working.
 fuzz:

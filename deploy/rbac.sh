@@ -16,6 +16,9 @@
 #   user <host>                 roles rollcall-host-<host>, rollcall-reader
 #   user rollcall-dns           role  rollcall-reader         (CoreDNS)
 #
+# No role here may write P/maintenance/: maintenance records are written by
+# operators with root's credentials (rollcall maint), never by a host.
+#
 # Users have no password: etcd takes the user name from the client
 # certificate's CN (deploy/certs.md makes one per host, CN=<host>).
 # test/rbac computes the same plan in Go, and its test checks that this

@@ -20,7 +20,8 @@ Runs the whole of rollcall on this machine, in one process, until Ctrl-C:
   - etcd (embedded), client URL http://127.0.0.1:2379, data in -data-dir
     ("make clean" removes the default one), its log in DATA-DIR/etcd.log;
   - DNS for infra.example.com. on 127.0.0.1:1053 (CoreDNS with the rollcall
-    plugin, as bin/coredns);
+    plugin, as bin/coredns), with the plugin's status page and JSON API at
+    http://127.0.0.1:8053/ (-http-addr);
   - an agent registering this host and a service "demo" that is always
     present, so "dig @127.0.0.1 -p 1053 demo.infra.example.com" answers at once;
     with -services-config FILE (servicereg.yml format), also the services of
@@ -45,6 +46,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	peerPort := fs.Int("etcd-peer-port", 0, "etcd peer port on 127.0.0.1 (default 2380; shorthand for -etcd-peer-url)")
 	fs.StringVar(&c.PeerURL, "etcd-peer-url", "", "etcd peer URL, http://IP:PORT (default "+devmode.DefaultPeerURL+")")
 	fs.StringVar(&c.DNSAddr, "dns-addr", devmode.DefaultDNSAddr, "DNS server address, IP:PORT, UDP and TCP")
+	fs.StringVar(&c.HTTPAddr, "http-addr", devmode.DefaultHTTPAddr, "status page and JSON API address, IP:PORT, or "+devmode.HTTPOff)
 	fs.StringVar(&c.Zone, "zone", devmode.DefaultZone, "DNS zone served")
 	fs.StringVar(&c.Prefix, "prefix", registry.DefaultPrefix, "etcd key prefix of the registry")
 	fs.StringVar(&c.Host, "host", "", "this host's name in the registry (default: the short host name)")
@@ -76,6 +78,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c.ClientFlag = "-etcd-port PORT (or -etcd-client-url URL)"
 	c.PeerFlag = "-etcd-peer-port PORT (or -etcd-peer-url URL)"
 	c.DNSFlag = "-dns-addr IP:PORT"
+	c.HTTPFlag = "-http-addr IP:PORT (or off)"
 	c.DataDirFlag = "-data-dir DIR"
 	c.Self = selfCommand()
 	c.Out = stdout

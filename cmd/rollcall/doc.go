@@ -4,6 +4,7 @@
 //	rollcall ls       services and their instances
 //	rollcall status   hosts and leases, masters and terms, malformed keys
 //	rollcall elect    run a command while this host is a service's master
+//	rollcall maint    take a host or an instance out of DNS on purpose, and back
 //
 // Every subcommand has the same shape: a file of its own here holding its
 // usage text, its flags and `func run<Name>(ctx, args, stdout, stderr) int`,
@@ -25,4 +26,5 @@
 //	status.go     `rollcall status`: its flags
 //	show.go       what ls and status share: one read of etcd through internal/inspect, rendered
 //	elect.go      `rollcall elect`: its flags, SERVICE -- CMD, and signals, handed to internal/elect
+//	maint.go      `rollcall maint enable|disable|ls`: the maintenance record of a host or instance, and refusals explained
 package main

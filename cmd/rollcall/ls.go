@@ -13,9 +13,12 @@ const lsHelp = `Usage: rollcall ls [flags] [SERVICE...]
 
 Lists what is registered: every service (or only the SERVICEs named; exit
 status 1 if one of them is not registered), and for each instance its host,
-shard, the addresses DNS serves for it per network, its ports, its role in
-the service's election (master with its term, or standby) and the time left
-on its lease. Against "make run" it needs no flags.
+shard, state (passing, warning, critical, draining, or maintenance while an
+operator holds it out; "served: fail open" when DNS serves a critical
+instance because its service has none passing or warning), the addresses
+DNS serves for it per network, its ports, its role in the service's
+election (master with its term, or standby) and the time left on its lease.
+Against "make run" it needs no flags.
 
 -o json prints one object (field names are stable; fields may be added):
   {"prefix": "/rollcall", "revision": 42, "services": [
@@ -27,9 +30,16 @@ on its lease. Against "make run" it needs no flags.
         "addrs_from": "host",            (or "instance", or "none")
         "ports": [{"name": "http", "port": 8080, "proto": "tcp"}],
         "lease": "694d8a1c2b3e4f01", "ttl": 8,   (seconds left; -1 expired)
-        "role": "master"}]}]}            (or "standby"; absent when not campaigning)
+        "role": "master",                (or "standby"; absent when not campaigning)
+        "state": "passing", "since": 1700000000, "reason": "...",
+        "in_service": true, "maintenance": {...}}],
+     "failing_open": false}]}
 master is absent when nobody campaigns; shard, lease, ttl and role are
-absent when unset.
+absent when unset. state is what the agent wrote (passing when it wrote
+none), since when it began (Unix seconds) and reason why it is critical;
+maintenance is the active record holding the instance out (its own or its
+host's: host, service, reason, who, until, active); in_service says
+whether DNS serves it under the service's names.
 
 Flags:
 `

@@ -31,10 +31,15 @@ Usage:
                                      on its lease, each election's master and term,
                                      counts, and every malformed key skipped
   rollcall elect SERVICE -- CMD...   run CMD while this host is SERVICE's master
+  rollcall maint enable HOST [SERVICE] -reason TEXT [-for DURATION]
+                                     take a host, or one instance, out of DNS on purpose;
+                                     "maint disable HOST [SERVICE]" puts it back, "maint ls"
+                                     lists what is in maintenance (admin credentials only)
   rollcall help [COMMAND]            this text, or a command's flags
 
 ls answers "where is service X?"; status answers "is the registry healthy?"
-(which hosts are alive and for how long, who is master, is there bad data).
+(which hosts are alive and for how long, who is master, which instances are
+not passing or in maintenance, is there bad data).
 Both read etcd once, at one revision, and print a table, or JSON with -o json.
 
 Run "rollcall help COMMAND" (or "rollcall COMMAND -h") for a command's flags.
@@ -64,6 +69,7 @@ var commands = map[string]command{
 	"ls":     runLs,     // ls.go
 	"status": runStatus, // status.go
 	"elect":  runElect,  // elect.go
+	"maint":  runMaint,  // maint.go
 }
 
 // run executes one command line (without the program name) and returns the

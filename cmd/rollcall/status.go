@@ -11,9 +11,12 @@ import (
 const statusHelp = `Usage: rollcall status [flags]
 
 Shows the registry's health: every host with its lease, the time left on it
-and its services; every service election with its master, term (the master's
-fencing token) and candidates; totals; and every key that could not be
-decoded and was skipped, with the reason. Against "make run" it needs no flags.
+and its services; every instance not passing (warning, critical, draining
+or in maintenance) with since when and why; every maintenance record, with
+who and until (an ended one counts as absent); every service election with
+its master, term (the master's fencing token) and candidates; totals; and
+every key that could not be decoded and was skipped, with the reason.
+Against "make run" it needs no flags.
 
 -o json prints one object (field names are stable; fields may be added):
   {"prefix": "/rollcall", "revision": 42,
@@ -22,10 +25,22 @@ decoded and was skipped, with the reason. Against "make run" it needs no flags.
               "ttl": 8, "granted_ttl": 10}],
    "masters": [{"service": "web", "host": "h1", "term": 17,
                 "lease": "694d8a1c2b3e4f01", "candidates": 2}],
-   "counts": {"services": 1, "instances": 2, "hosts": 2, "candidates": 2, "skipped": 0},
+   "instances": [{"service": "web", "host": "h1", "state": "critical",
+                  "since": 1700000000, "reason": "...", "in_service": false,
+                  "maintenance": {...}}],      (every instance)
+   "maintenance": [{"host": "h2", "service": "web", "reason": "disk swap",
+                    "who": "ops@admin1", "until": 1700003600, "active": true}],
+   "counts": {"services": 1, "instances": 2, "hosts": 2, "candidates": 2, "skipped": 0,
+              "states": {"passing": 1, "critical": 1}, "failing_open": 0},
    "skipped": [{"key": "/rollcall/hosts/x/junk", "reason": "..."}]}
 record is false when instances name a host whose host record is missing or
-malformed; a master's host is "" when its election value is malformed.
+malformed; a master's host is "" when its election value is malformed. A
+host in maintenance as a whole has "maintenance" too. state is passing,
+warning, critical or draining as the agent wrote it (passing when it wrote
+none); in_service is whether DNS serves the instance under its service's
+names (passing or warning, not in maintenance); a maintenance record's
+service is absent for a whole host, until absent for no end, active false
+once until has passed.
 
 Exit status: 0 when the registry was read (even with malformed keys), 1 when
 etcd could not be read, 2 for a bad command line.

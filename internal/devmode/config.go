@@ -27,6 +27,11 @@ const (
 	DefaultTTL       = 10 * time.Second
 	// DemoService is the service the dev agent registers as always present.
 	DemoService = "demo"
+
+	// DefaultHTTPAddr is where the plugin serves its HTTP API and status
+	// page (the `http` option); HTTPOff turns them off.
+	DefaultHTTPAddr = "127.0.0.1:8053"
+	HTTPOff         = "off"
 )
 
 // Config is what `rollcall dev` runs. The zero value of a field means its
@@ -47,6 +52,9 @@ type Config struct {
 	ServicesConfig string
 	// LogQueries adds CoreDNS's log plugin: one line per query.
 	LogQueries bool
+	// HTTPAddr is IP:PORT of the plugin's HTTP API and status page, or
+	// HTTPOff.
+	HTTPAddr string
 
 	// Self is how the user runs rollcall, for the commands printed at start.
 	Self string
@@ -56,7 +64,7 @@ type Config struct {
 
 	// Flag names, for error messages that say which flag to change; the
 	// command line sets them.
-	ClientFlag, PeerFlag, DNSFlag, DataDirFlag string
+	ClientFlag, PeerFlag, DNSFlag, HTTPFlag, DataDirFlag string
 }
 
 // withDefaults fills in defaults and checks every value.
@@ -70,12 +78,14 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.ClientURL, DefaultClientURL)
 	def(&c.PeerURL, DefaultPeerURL)
 	def(&c.DNSAddr, DefaultDNSAddr)
+	def(&c.HTTPAddr, DefaultHTTPAddr)
 	def(&c.Zone, DefaultZone)
 	def(&c.Prefix, registry.DefaultPrefix)
 	def(&c.Self, "rollcall")
 	def(&c.ClientFlag, "-etcd-port")
 	def(&c.PeerFlag, "-etcd-peer-port")
 	def(&c.DNSFlag, "-dns-addr")
+	def(&c.HTTPFlag, "-http-addr")
 	def(&c.DataDirFlag, "-data-dir")
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
@@ -95,6 +105,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if ap, err := netip.ParseAddrPort(c.DNSAddr); err != nil || ap.Port() == 0 {
 		errs = append(errs, fmt.Errorf("DNS address %q must be IP:PORT with a port other than 0, e.g. %s", c.DNSAddr, DefaultDNSAddr))
+	}
+	if c.HTTPAddr != HTTPOff {
+		if ap, err := netip.ParseAddrPort(c.HTTPAddr); err != nil || ap.Port() == 0 {
+			errs = append(errs, fmt.Errorf("HTTP address %q must be IP:PORT with a port other than 0, e.g. %s, or %s", c.HTTPAddr, DefaultHTTPAddr, HTTPOff))
+		} else if c.HTTPAddr == c.DNSAddr {
+			errs = append(errs, fmt.Errorf("DNS and HTTP are both on %s (DNS listens on TCP too): give them different ports", c.HTTPAddr))
+		}
 	}
 	if _, ok := dns.IsDomainName(c.Zone); !ok || c.Zone == "." {
 		errs = append(errs, fmt.Errorf("zone %q is not a domain name, e.g. %s", c.Zone, DefaultZone))

@@ -38,6 +38,15 @@ func TestWithDefaults(t *testing.T) {
 		{name: "bad prefix", cfg: Config{Prefix: "rollcall"}, wantErr: "must start with '/'"},
 		{name: "bad host", cfg: Config{Host: "My_Host"}, wantErr: "host name"},
 		{name: "short TTL", cfg: Config{TTL: time.Second}, wantErr: "too short"},
+		{name: "HTTP address without port", cfg: Config{HTTPAddr: "127.0.0.1"}, wantErr: "HTTP address"},
+		{name: "HTTP on the DNS address", cfg: Config{HTTPAddr: "127.0.0.1:5353", DNSAddr: "127.0.0.1:5353"}, wantErr: "different ports"},
+		{name: "HTTP off", cfg: Config{HTTPAddr: HTTPOff}, check: func(t *testing.T, c Config) {
+			for _, u := range c.portUses() {
+				if strings.Contains(u.what, "HTTP") {
+					t.Errorf("HTTP off, yet its port is checked: %+v", u)
+				}
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +79,7 @@ func TestCorefileAndBanner(t *testing.T) {
         endpoint http://127.0.0.1:4001
         prefix /rollcall
         ttl 5
+        http 127.0.0.1:8053
     }
 }
 `
@@ -81,12 +91,18 @@ func TestCorefileAndBanner(t *testing.T) {
 		"dig @127.0.0.1 -p 5353 demo.infra.example.com\n",
 		"etcdctl --endpoints http://127.0.0.1:4001 get --prefix /rollcall/\n",
 		"bin/rollcall ls -endpoints http://127.0.0.1:4001\n",
+		"Status page: http://127.0.0.1:8053/\n",
+		"curl 'http://127.0.0.1:8053/v1/services/demo?pretty'\n",
 		`host "box"`,
 		"Ctrl-C",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
+	}
+	off, _ := Config{HTTPAddr: HTTPOff}.withDefaults()
+	if strings.Contains(off.Corefile(), "        http ") || strings.Contains(off.Banner("box"), "Status page") {
+		t.Errorf("HTTP off, yet:\n%s\n%s", off.Corefile(), off.Banner("box"))
 	}
 	def, _ := Config{}.withDefaults()
 	if b := def.Banner("box"); !strings.Contains(b, "  rollcall ls\n") {

@@ -6,7 +6,8 @@
 //     127.0.0.1:2379 so that plain etcdctl works, its data in a folder;
 //   - CoreDNS with the rollcall plugin, started in-process from a Corefile
 //     (the same build as bin/coredns, via internal/corednsbuild), answering
-//     for infra.example.com. on 127.0.0.1:1053;
+//     for infra.example.com. on 127.0.0.1:1053, with the plugin's HTTP API
+//     and status page on 127.0.0.1:8053 (its `http` option);
 //   - a servicereg agent registering this host and a demo service `demo` that
 //     is always present, plus any units of an agent config (-services-config)
 //     while they are active, when systemd is reachable.

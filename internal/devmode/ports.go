@@ -17,12 +17,16 @@ type portUse struct {
 func (c Config) portUses() []portUse {
 	client, _ := hostPort(c.ClientURL)
 	peer, _ := hostPort(c.PeerURL)
-	return []portUse{
+	uses := []portUse{
 		{netw: "tcp", addr: client, what: "etcd client", flag: c.ClientFlag},
 		{netw: "tcp", addr: peer, what: "etcd peer", flag: c.PeerFlag},
 		{netw: "udp", addr: c.DNSAddr, what: "DNS (UDP)", flag: c.DNSFlag},
 		{netw: "tcp", addr: c.DNSAddr, what: "DNS (TCP)", flag: c.DNSFlag},
 	}
+	if c.HTTPAddr != HTTPOff {
+		uses = append(uses, portUse{netw: "tcp", addr: c.HTTPAddr, what: "HTTP API and status page", flag: c.HTTPFlag})
+	}
+	return uses
 }
 
 // ErrPortTaken is wrapped by the error of a port that is in use.

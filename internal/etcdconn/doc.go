@@ -7,4 +7,5 @@
 //	etcdconn.go   Config and New: endpoints, TLS, user, and the client's timeouts and logging
 //	reconnect.go  the pace of reconnecting to an endpoint that went away
 //	diagnose.go   Diagnose: what is wrong when etcd cannot be reached (a TLS mistake, a plain URL)
+//	denied.go     IsDenied: etcd refused an operation for lack of rights (RBAC, unknown user)
 package etcdconn

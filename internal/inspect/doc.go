@@ -10,6 +10,12 @@
 // skipped keys), and the Render functions turn a Snapshot into output. Load is
 // the only part that talks to etcd.
 //
+// Each instance carries its health as the plugin sees it (docs/DESIGN.md,
+// "Health"): its agent's state, the maintenance record that covers it, its
+// own or its host's (an ended one counts as absent, so a Snapshot is read
+// at a time, Snapshot.ReadAt), whether it is in service, and whether its
+// service fails open. `rollcall maint ls` renders the maintenance records.
+//
 // Like every reader of the registry, inspect never trusts the data: a key or
 // value it cannot decode is skipped and reported (key and reason) in
 // Snapshot.Skipped, never shown as if it were valid and never a crash.
@@ -27,5 +33,5 @@
 //
 //	load.go      Load: the one read of etcd, every key at one revision and the leases' TTLs
 //	snapshot.go  Build: the listed keys, decoded through registry, as a Snapshot
-//	render.go    Ls and Status: tables or JSON documents of a Snapshot
+//	render.go    Ls, Status and Maint: tables or JSON documents of a Snapshot
 package inspect

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -39,12 +40,26 @@ type LsView struct {
 
 // StatusView is the JSON document of `rollcall status -o json`.
 type StatusView struct {
-	Prefix   string      `json:"prefix"`
-	Revision int64       `json:"revision"`
-	Hosts    []Host      `json:"hosts"`
-	Masters  []MasterRow `json:"masters"`
-	Counts   Counts      `json:"counts"`
-	Skipped  []Skipped   `json:"skipped"`
+	Prefix      string          `json:"prefix"`
+	Revision    int64           `json:"revision"`
+	Hosts       []Host          `json:"hosts"`
+	Masters     []MasterRow     `json:"masters"`
+	Instances   []InstanceState `json:"instances"`
+	Maintenance []Maintenance   `json:"maintenance"`
+	Counts      Counts          `json:"counts"`
+	Skipped     []Skipped       `json:"skipped"`
+}
+
+// InstanceState is one instance's health in StatusView: every instance,
+// by service then host.
+type InstanceState struct {
+	Service     string       `json:"service"`
+	Host        string       `json:"host"`
+	State       string       `json:"state"`
+	Since       int64        `json:"since,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	InService   bool         `json:"in_service"`
 }
 
 // MasterRow is one service's election state in StatusView.
@@ -63,7 +78,17 @@ func (s *Snapshot) Ls() LsView {
 
 // Status returns the view `rollcall status` prints.
 func (s *Snapshot) Status() StatusView {
-	v := StatusView{Prefix: s.Prefix, Revision: s.Revision, Hosts: s.Hosts, Masters: []MasterRow{}, Counts: s.Counts(), Skipped: s.Skipped}
+	v := StatusView{Prefix: s.Prefix, Revision: s.Revision, Hosts: s.Hosts, Masters: []MasterRow{}, Instances: []InstanceState{},
+		Maintenance: s.Maintenance, Counts: s.Counts(), Skipped: s.Skipped}
+	if v.Maintenance == nil {
+		v.Maintenance = []Maintenance{}
+	}
+	for _, svc := range s.Services {
+		for _, in := range svc.Instances {
+			v.Instances = append(v.Instances, InstanceState{Service: svc.Name, Host: in.Host, State: in.State, Since: in.Since,
+				Reason: in.Reason, Maintenance: in.Maintenance, InService: in.InService})
+		}
+	}
 	for _, svc := range s.Services {
 		if svc.Master == nil {
 			continue
@@ -86,27 +111,73 @@ func RenderLs(w io.Writer, s *Snapshot, f Format) error {
 		return err
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "SERVICE\tHOST\tSHARD\tADDRESSES\tPORTS\tROLE\tTTL")
+	fmt.Fprintln(tw, "SERVICE\tHOST\tSHARD\tSTATE\tADDRESSES\tPORTS\tROLE\tTTL")
 	for _, svc := range s.Services {
 		if len(svc.Instances) == 0 {
 			// Someone campaigns (e.g. `rollcall elect`) for a service
 			// that no host registers: show it, so the master is not lost.
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%s\t-\n", svc.Name, noInstanceRole(svc))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\t-\n", svc.Name, noInstanceRole(svc))
 			continue
 		}
 		masterShown := false
 		for _, in := range svc.Instances {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", svc.Name, in.Host, dash(in.Shard),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", svc.Name, in.Host, dash(in.Shard), stateCell(svc, in, s.ReadAt),
 				addrsCell(in.Addrs, in.AddrsFrom), portsCell(in.Ports), roleCell(svc, in), ttlCell(in.Lease, in.TTL, 0))
 			masterShown = masterShown || in.Role == "master"
 		}
 		if svc.Master != nil && !masterShown {
 			// The master campaigns from a host without an instance
 			// (DNS then serves no master name): say so rather than hide it.
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\tmaster (term %d), no instance\t-\n", svc.Name, masterHost(svc.Master.Host), svc.Master.Term)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\tmaster (term %d), no instance\t-\n", svc.Name, masterHost(svc.Master.Host), svc.Master.Term)
 		}
 	}
 	return tw.Flush()
+}
+
+// stateCell is an instance's state in ls: "passing", "warning for 5m",
+// "critical for 2h (served: fail open)", "maintenance".
+func stateCell(svc Service, in Instance, now time.Time) string {
+	st := in.ShownState()
+	if st == StateMaintenance {
+		return st
+	}
+	if in.Since > 0 && st != string(registry.StatePassing) {
+		st += " for " + ago(now, in.Since)
+	}
+	if svc.FailingOpen && !in.InService && in.State == string(registry.StateCritical) {
+		st += " (served: fail open)"
+	}
+	return st
+}
+
+// ago is how long before now the Unix second t was, to the largest unit:
+// "42s", "5m", "3h", "4d" (t after now, a clock skew between hosts, is "0s").
+func ago(now time.Time, t int64) string {
+	d := now.Sub(time.Unix(t, 0))
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	}
+	return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+}
+
+// untilCell spells a maintenance record's end: "until disabled",
+// "until 2026-12-02T09:00:00Z (in 1h)", "ended 2026-... (5m ago; counts as absent)".
+func untilCell(m Maintenance, now time.Time) string {
+	if m.Until == 0 {
+		return "until disabled"
+	}
+	at := time.Unix(m.Until, 0).UTC().Format(time.RFC3339)
+	if !m.Active {
+		return "ended " + at + " (" + ago(now, m.Until) + " ago; counts as absent)"
+	}
+	return "until " + at + " (in " + ago(time.Unix(m.Until, 0), now.Unix()) + ")"
 }
 
 // RenderStatus writes hosts with their leases, masters with their terms, the
@@ -126,9 +197,41 @@ func RenderStatus(w io.Writer, s *Snapshot, f Format) error {
 			if !h.Record {
 				addrs = "(no valid host record)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, dash(h.Lease), ttlCell(h.Lease, h.TTL, h.GrantedTTL),
+			name := h.Name
+			if h.Maintenance != nil {
+				name += " (maintenance)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, dash(h.Lease), ttlCell(h.Lease, h.TTL, h.GrantedTTL),
 				dash(strings.Join(h.Services, ",")), addrs)
 		}
+	}
+	// Every instance not passing, with why; the counts say how many pass.
+	var notPassing []InstanceState
+	for _, in := range v.Instances {
+		if in.Maintenance != nil || in.State != string(registry.StatePassing) {
+			notPassing = append(notPassing, in)
+		}
+	}
+	if len(notPassing) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "SERVICE\tHOST\tSTATE\tSINCE\tWHY")
+		for _, in := range notPassing {
+			state, why := in.State, in.Reason
+			if in.Maintenance != nil {
+				state, why = StateMaintenance, maintWhy(*in.Maintenance)
+			} else if !in.InService && failingOpen(s, in.Service) && in.State == string(registry.StateCritical) {
+				state += " (served: fail open)"
+			}
+			since := "-"
+			if in.Since > 0 {
+				since = time.Unix(in.Since, 0).UTC().Format(time.RFC3339) + " (" + ago(s.ReadAt, in.Since) + " ago)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Service, in.Host, state, since, dash(oneLine(why)))
+		}
+	}
+	if len(v.Maintenance) > 0 {
+		fmt.Fprintln(tw)
+		maintTable(tw, v.Maintenance, s.ReadAt)
 	}
 	fmt.Fprintln(tw)
 	if len(v.Masters) == 0 {
@@ -149,6 +252,65 @@ func RenderStatus(w io.Writer, s *Snapshot, f Format) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// MaintView is the JSON document of `rollcall maint ls -o json`.
+type MaintView struct {
+	Prefix      string        `json:"prefix"`
+	Revision    int64         `json:"revision"`
+	Maintenance []Maintenance `json:"maintenance"`
+}
+
+// RenderMaint writes every maintenance record, expired ones too.
+func RenderMaint(w io.Writer, s *Snapshot, f Format) error {
+	v := MaintView{Prefix: s.Prefix, Revision: s.Revision, Maintenance: s.Maintenance}
+	if v.Maintenance == nil {
+		v.Maintenance = []Maintenance{}
+	}
+	if f == FormatJSON {
+		return writeJSON(w, v)
+	}
+	if len(v.Maintenance) == 0 {
+		_, err := fmt.Fprintf(w, "nothing in maintenance under %s/ (revision %d)\n", s.Prefix, s.Revision)
+		return err
+	}
+	tw := newTable(w)
+	maintTable(tw, v.Maintenance, s.ReadAt)
+	return tw.Flush()
+}
+
+// maintTable writes maintenance records as a table.
+func maintTable(tw *tabwriter.Writer, ms []Maintenance, now time.Time) {
+	fmt.Fprintln(tw, "MAINTENANCE HOST\tSERVICE\tREASON\tWHO\tUNTIL")
+	for _, m := range ms {
+		svc := m.Service
+		if svc == "" {
+			svc = "(whole host)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Host, svc, oneLine(m.Reason), dash(m.Who), untilCell(m, now))
+	}
+}
+
+// maintWhy says which maintenance record holds an instance out, and why.
+func maintWhy(m Maintenance) string {
+	what := "host " + m.Host
+	if m.Service != "" {
+		what = m.Service + " on " + m.Host
+	}
+	who := ""
+	if m.Who != "" {
+		who = ", by " + m.Who
+	}
+	return m.Reason + " (maintenance of " + what + who + ")"
+}
+
+func failingOpen(s *Snapshot, service string) bool {
+	for _, svc := range s.Services {
+		if svc.Name == service {
+			return svc.FailingOpen
+		}
+	}
+	return false
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {

@@ -32,10 +32,10 @@ func TestRenderTable(t *testing.T) {
 			name:   "ls",
 			render: func(b *strings.Builder, s *Snapshot) error { return RenderLs(b, s, FormatTable) },
 			snap:   sample(),
-			want: `SERVICE  HOST  SHARD  ADDRESSES                                     PORTS                     ROLE              TTL
-demo     h1    -      public=192.0.2.1,2001:db8::1 vpn0=10.100.0.1  -                         -                 none
-web      h1    s1     public=192.0.2.1,2001:db8::1 vpn0=10.100.0.1  http:8080/tcp,dns:53/udp  master (term 12)  8s
-web      h2    -      (none: no host record)                        -                         standby           expired
+			want: `SERVICE  HOST  SHARD  STATE    ADDRESSES                                     PORTS                     ROLE              TTL
+demo     h1    -      passing  public=192.0.2.1,2001:db8::1 vpn0=10.100.0.1  -                         -                 none
+web      h1    s1     passing  public=192.0.2.1,2001:db8::1 vpn0=10.100.0.1  http:8080/tcp,dns:53/udp  master (term 12)  8s
+web      h2    -      passing  (none: no host record)                        -                         standby           expired
 `,
 		},
 		{
@@ -46,10 +46,10 @@ web      h2    -      (none: no host record)                        -           
 				{Key: "/rollcall/elections/web/9", Value: []byte("ops"), Lease: 9, CreateRevision: 4},
 				{Key: "/rollcall/elections/cron/a", Value: []byte("h1"), Lease: 10, CreateRevision: 3},
 			}, nil),
-			want: `SERVICE  HOST  SHARD  ADDRESSES         PORTS  ROLE                          TTL
-cron     -     -      -                 -      master h1 (term 3)            -
-web      h1    -      public=192.0.2.1  -      -                             none
-web      ops   -      -                 -      master (term 4), no instance  -
+			want: `SERVICE  HOST  SHARD  STATE    ADDRESSES         PORTS  ROLE                          TTL
+cron     -     -      -        -                 -      master h1 (term 3)            -
+web      h1    -      passing  public=192.0.2.1  -      -                             none
+web      ops   -      -        -                 -      master (term 4), no instance  -
 `,
 		},
 		{
@@ -69,7 +69,7 @@ h2    2b     expired  web       (no valid host record)
 SERVICE  MASTER  TERM  LEASE  CANDIDATES
 web      h1      12    1a     2
 
-revision 77: 2 services, 3 instances, 2 hosts, 2 election candidates; malformed keys skipped: 1
+revision 77: 2 services, 3 instances (3 passing), 2 hosts, 2 election candidates; malformed keys skipped: 1
 
 SKIPPED KEY                      REASON
 /rollcall/hosts/h3/services/Bad  key "/rollcall/hosts/h3/services/Bad": registry: bad name: service name "Bad" must be a lower-case DNS label: a-z, 0-9 and '-', not starting or ending with '-'
@@ -112,11 +112,11 @@ func TestRenderJSON(t *testing.T) {
 			render: func(b *strings.Builder, s *Snapshot) error { return RenderLs(b, s, FormatJSON) },
 			want: `{"prefix":"/rollcall","revision":77,"services":[
 			 {"name":"demo","candidates":0,"instances":[
-			  {"host":"h1","addrs":{"public":["192.0.2.1","2001:db8::1"],"vpn0":["10.100.0.1"]},"addrs_from":"host","ports":[]}]},
+			  {"host":"h1","addrs":{"public":["192.0.2.1","2001:db8::1"],"vpn0":["10.100.0.1"]},"addrs_from":"host","ports":[],"state":"passing","in_service":true}]},
 			 {"name":"web","candidates":2,"master":{"host":"h1","term":12,"lease":"1a"},"instances":[
 			  {"host":"h1","shard":"s1","addrs":{"public":["192.0.2.1","2001:db8::1"],"vpn0":["10.100.0.1"]},"addrs_from":"host",
-			   "ports":[{"name":"http","port":8080,"proto":"tcp"},{"name":"dns","port":53,"proto":"udp"}],"lease":"1a","ttl":8,"role":"master"},
-			  {"host":"h2","addrs":{},"addrs_from":"none","ports":[],"lease":"2b","ttl":-1,"role":"standby"}]}]}`,
+			   "ports":[{"name":"http","port":8080,"proto":"tcp"},{"name":"dns","port":53,"proto":"udp"}],"lease":"1a","ttl":8,"role":"master","state":"passing","in_service":true},
+			  {"host":"h2","addrs":{},"addrs_from":"none","ports":[],"lease":"2b","ttl":-1,"role":"standby","state":"passing","in_service":true}]}]}`,
 		},
 		{
 			name:   "status",
@@ -126,7 +126,12 @@ func TestRenderJSON(t *testing.T) {
 			  {"name":"h1","record":true,"addrs":{"public":["192.0.2.1","2001:db8::1"],"vpn0":["10.100.0.1"]},"services":["demo","web"],"lease":"1a","ttl":8,"granted_ttl":10},
 			  {"name":"h2","record":false,"addrs":{},"services":["web"],"lease":"2b","ttl":-1}],
 			 "masters":[{"service":"web","host":"h1","term":12,"lease":"1a","candidates":2}],
-			 "counts":{"services":2,"instances":3,"hosts":2,"candidates":2,"skipped":1},
+			 "instances":[
+			  {"service":"demo","host":"h1","state":"passing","in_service":true},
+			  {"service":"web","host":"h1","state":"passing","in_service":true},
+			  {"service":"web","host":"h2","state":"passing","in_service":true}],
+			 "maintenance":[],
+			 "counts":{"services":2,"instances":3,"hosts":2,"candidates":2,"skipped":1,"states":{"passing":3},"failing_open":0},
 			 "skipped":[{"key":"/rollcall/hosts/h3/services/Bad","reason":"key \"/rollcall/hosts/h3/services/Bad\": registry: bad name: service name \"Bad\" must be a lower-case DNS label: a-z, 0-9 and '-', not starting or ending with '-'"}]}`,
 		},
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -25,6 +27,12 @@ type Snapshot struct {
 	Services []Service // sorted by name
 	Hosts    []Host    // sorted by name
 	Skipped  []Skipped // in key order
+	// Maintenance is every maintenance record, expired ones too, by host
+	// then service (the host-wide record first).
+	Maintenance []Maintenance
+	// ReadAt is when it was read: which maintenance is active, and how
+	// long ago a state began.
+	ReadAt time.Time
 }
 
 // Service is a service with its present instances and its election state.
@@ -35,6 +43,10 @@ type Service struct {
 	Master *Master `json:"master,omitempty"`
 	// Candidates counts the election keys (the master included).
 	Candidates int `json:"candidates"`
+	// FailingOpen is set when no instance is in service but some are
+	// critical (and not in maintenance): DNS then serves those, unless its
+	// Corefile says fail_open off (plugin/rollcall/README.md, "Health").
+	FailingOpen bool `json:"failing_open,omitempty"`
 }
 
 // Instance is a service present on a host.
@@ -54,6 +66,36 @@ type Instance struct {
 	// Role is "master" or "standby" when the host campaigns in the service's
 	// election, else empty.
 	Role string `json:"role,omitempty"`
+	// State is the instance's health as its agent wrote it: passing (also
+	// for a record without one, from an agent older than health checks),
+	// warning, critical or draining.
+	State string `json:"state"`
+	// Since is when the state began, Unix seconds; absent when the agent
+	// did not say.
+	Since int64 `json:"since,omitempty"`
+	// Reason is why a critical instance is critical, as its agent says.
+	Reason string `json:"reason,omitempty"`
+	// Maintenance is the active maintenance record that covers the
+	// instance, its own or its host's; absent when none.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	// InService says whether DNS serves the instance under its service's
+	// names: passing or warning, and not in maintenance (but see
+	// Service.FailingOpen).
+	InService bool `json:"in_service"`
+}
+
+// Maintenance is an operator's maintenance record (`rollcall maint`).
+type Maintenance struct {
+	Host    string `json:"host"`
+	Service string `json:"service,omitempty"` // absent: the whole host
+	Reason  string `json:"reason"`
+	Who     string `json:"who,omitempty"`
+	// Until is when it ends by itself, Unix seconds; absent: when it is
+	// disabled.
+	Until int64 `json:"until,omitempty"`
+	// Active is false once until has passed: the record then counts as
+	// absent, and DNS serves the instances again.
+	Active bool `json:"active"`
 }
 
 // Master is the owner of a service's election key with the lowest create
@@ -78,7 +120,10 @@ type Host struct {
 	Lease      string              `json:"lease,omitempty"`
 	TTL        *int64              `json:"ttl,omitempty"`
 	GrantedTTL int64               `json:"granted_ttl,omitempty"`
-	lease      int64
+	// Maintenance is the host's own active maintenance record, covering
+	// every instance on it; absent when none.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	lease       int64
 }
 
 // Skipped is a key that could not be decoded, and why.
@@ -108,9 +153,10 @@ type builder struct {
 	ttls      map[int64]LeaseTTL
 	s         *Snapshot
 	hosts     map[string]*Host
-	instances map[string][]instance           // by service
-	cands     map[string][]registry.Candidate // by service
-	leases    map[string]int64                // election key -> the lease it is on
+	instances map[string][]instance              // by service
+	cands     map[string][]registry.Candidate    // by service
+	leases    map[string]int64                   // election key -> the lease it is on
+	maint     map[string]map[string]*Maintenance // host -> service ("" whole host) -> record
 }
 
 type instance struct {
@@ -119,18 +165,25 @@ type instance struct {
 }
 
 // Build decodes the key-values listed under keys at revision rev into a
-// Snapshot. ttls gives each lease's time to live (from Leases and etcd); a
-// lease missing from it leaves TTL unset. Build never fails: what it cannot
-// decode goes to Skipped.
+// Snapshot, read now. ttls gives each lease's time to live (from Leases and
+// etcd); a lease missing from it leaves TTL unset. Build never fails: what it
+// cannot decode goes to Skipped.
 func Build(keys registry.Keys, rev int64, kvs []KV, ttls map[int64]LeaseTTL) *Snapshot {
+	return BuildAt(keys, rev, kvs, ttls, time.Now())
+}
+
+// BuildAt is Build for a snapshot read at now: which maintenance is active
+// depends on it.
+func BuildAt(keys registry.Keys, rev int64, kvs []KV, ttls map[int64]LeaseTTL, now time.Time) *Snapshot {
 	b := &builder{
 		keys:      keys,
 		ttls:      ttls,
-		s:         &Snapshot{Prefix: keys.Prefix(), Revision: rev},
+		s:         &Snapshot{Prefix: keys.Prefix(), Revision: rev, ReadAt: now},
 		hosts:     map[string]*Host{},
 		instances: map[string][]instance{},
 		cands:     map[string][]registry.Candidate{},
 		leases:    map[string]int64{},
+		maint:     map[string]map[string]*Maintenance{},
 	}
 	sorted := append([]KV(nil), kvs...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key < sorted[j].Key })
@@ -147,6 +200,9 @@ func Build(keys registry.Keys, rev int64, kvs []KV, ttls map[int64]LeaseTTL) *Sn
 	}
 	if s.Skipped == nil {
 		s.Skipped = []Skipped{}
+	}
+	if s.Maintenance == nil {
+		s.Maintenance = []Maintenance{}
 	}
 	return s
 }
@@ -185,7 +241,34 @@ func (b *builder) add(kv KV) {
 		}
 		b.cands[k.Service] = append(b.cands[k.Service], c)
 		b.leases[kv.Key] = kv.Lease
+	case registry.KindMaintenance:
+		rec, err := registry.DecodeMaintenance(k, kv.Value)
+		if err != nil {
+			// Like the plugin: garbage holds nothing out of service.
+			b.skip(kv.Key, err)
+			return
+		}
+		m := &Maintenance{Host: k.Host, Service: k.Service, Reason: rec.Reason, Who: rec.Who, Until: rec.Until,
+			Active: rec.Active(b.s.ReadAt)}
+		if b.maint[k.Host] == nil {
+			b.maint[k.Host] = map[string]*Maintenance{}
+		}
+		b.maint[k.Host][k.Service] = m
+		// Keys arrive sorted, and "<host>" sorts before "<host>/<service>".
+		b.s.Maintenance = append(b.s.Maintenance, *m)
 	}
+}
+
+// maintOf returns the active maintenance covering host's instance of
+// service, as the plugin picks it: the instance's own, else the host's.
+func (b *builder) maintOf(host, service string) *Maintenance {
+	if m := b.maint[host][service]; m != nil && m.Active {
+		return m
+	}
+	if m := b.maint[host][""]; m != nil && m.Active {
+		return m
+	}
+	return nil
 }
 
 func (b *builder) skip(key string, err error) {
@@ -228,9 +311,17 @@ func (b *builder) services() {
 		svc := Service{Name: name, Instances: []Instance{}, Candidates: len(b.cands[name])}
 		var roles map[string]string
 		svc.Master, roles = b.master(name)
+		inService, critical := 0, 0
 		for _, in := range b.instances[name] {
-			svc.Instances = append(svc.Instances, b.instance(name, in, roles[in.rec.Host]))
+			out := b.instance(name, in, roles[in.rec.Host])
+			if out.InService {
+				inService++
+			} else if out.Maintenance == nil && out.State == string(registry.StateCritical) {
+				critical++
+			}
+			svc.Instances = append(svc.Instances, out)
 		}
+		svc.FailingOpen = inService == 0 && critical > 0
 		sort.Slice(svc.Instances, func(i, j int) bool { return svc.Instances[i].Host < svc.Instances[j].Host })
 		b.s.Services = append(b.s.Services, svc)
 	}
@@ -270,13 +361,18 @@ func (b *builder) instance(service string, in instance, role string) Instance {
 		h.lease = in.lease
 	}
 	out := Instance{
-		Host:  in.rec.Host,
-		Shard: in.rec.Shard,
-		Ports: append([]registry.Port{}, in.rec.Ports...),
-		Lease: LeaseHex(in.lease),
-		TTL:   b.ttlOf(in.lease),
-		Role:  role,
+		Host:        in.rec.Host,
+		Shard:       in.rec.Shard,
+		Ports:       append([]registry.Port{}, in.rec.Ports...),
+		Lease:       LeaseHex(in.lease),
+		TTL:         b.ttlOf(in.lease),
+		Role:        role,
+		State:       string(in.rec.State.Effective()),
+		Since:       in.rec.Since,
+		Reason:      in.rec.Reason,
+		Maintenance: b.maintOf(in.rec.Host, service),
 	}
+	out.InService = out.Maintenance == nil && in.rec.State.InService()
 	switch {
 	case len(in.rec.Addrs) > 0:
 		out.Addrs, out.AddrsFrom = addrStrings(in.rec.Addrs), "instance"
@@ -291,6 +387,13 @@ func (b *builder) instance(service string, in instance, role string) Instance {
 // finishHosts sorts each host's services, sets its lease and TTL, and lists
 // the hosts in the snapshot.
 func (b *builder) finishHosts() {
+	for name, byService := range b.maint {
+		// A host in maintenance that registers nothing is still listed,
+		// so that the record is not forgotten.
+		if m := byService[""]; m != nil && m.Active {
+			b.host(name).Maintenance = m
+		}
+	}
 	for _, h := range b.hosts {
 		sort.Strings(h.Services)
 		h.Lease = LeaseHex(h.lease)
@@ -340,21 +443,63 @@ type Counts struct {
 	Hosts      int `json:"hosts"`
 	Candidates int `json:"candidates"`
 	Skipped    int `json:"skipped"`
+	// States counts instances by ShownState: passing, warning, critical,
+	// draining, maintenance (those absent count none).
+	States map[string]int `json:"states"`
+	// FailingOpen counts the services failing open (Service.FailingOpen).
+	FailingOpen int `json:"failing_open"`
 }
+
+// StateMaintenance is the state shown for an instance that an active
+// maintenance record covers, whatever its agent says.
+const StateMaintenance = "maintenance"
+
+// ShownState is the state to show for an instance: "maintenance" while a
+// maintenance record covers it, else its agent's state. DNS's TXT record
+// of <host>.<service>.Z says the same.
+func (in *Instance) ShownState() string {
+	if in.Maintenance != nil {
+		return StateMaintenance
+	}
+	return in.State
+}
+
+// shownStates is the order states are counted in.
+var shownStates = []string{string(registry.StatePassing), string(registry.StateWarning), string(registry.StateCritical), string(registry.StateDraining), StateMaintenance}
 
 // Counts returns the snapshot's totals.
 func (s *Snapshot) Counts() Counts {
-	c := Counts{Services: len(s.Services), Hosts: len(s.Hosts), Skipped: len(s.Skipped)}
+	c := Counts{Services: len(s.Services), Hosts: len(s.Hosts), Skipped: len(s.Skipped), States: map[string]int{}}
 	for _, svc := range s.Services {
 		c.Instances += len(svc.Instances)
 		c.Candidates += svc.Candidates
+		for i := range svc.Instances {
+			c.States[svc.Instances[i].ShownState()]++
+		}
+		if svc.FailingOpen {
+			c.FailingOpen++
+		}
 	}
 	return c
 }
 
 func (c Counts) String() string {
-	return fmt.Sprintf("%d services, %d instances, %d hosts, %d election candidates; malformed keys skipped: %d",
-		c.Services, c.Instances, c.Hosts, c.Candidates, c.Skipped)
+	instances := fmt.Sprintf("%d instances", c.Instances)
+	var states []string
+	for _, st := range shownStates {
+		if n := c.States[st]; n > 0 {
+			states = append(states, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	if len(states) > 0 {
+		instances += " (" + strings.Join(states, ", ") + ")"
+	}
+	failing := ""
+	if c.FailingOpen > 0 {
+		failing = fmt.Sprintf("; services failing open: %d", c.FailingOpen)
+	}
+	return fmt.Sprintf("%d services, %s, %d hosts, %d election candidates%s; malformed keys skipped: %d",
+		c.Services, instances, c.Hosts, c.Candidates, failing, c.Skipped)
 }
 
 // Only keeps the named services (all of them when names is empty) and

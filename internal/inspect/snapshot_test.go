@@ -41,6 +41,7 @@ func TestBuild(t *testing.T) {
 					AddrsFrom: "host",
 					Ports:     []registry.Port{{Name: "http", Port: 8080, Proto: "tcp"}},
 					Lease:     "10", TTL: ptr(7),
+					State: "passing", InService: true,
 				}},
 			}},
 			hosts: []Host{{
@@ -58,8 +59,8 @@ func TestBuild(t *testing.T) {
 			want: []Service{{
 				Name: "db",
 				Instances: []Instance{
-					{Host: "h2", Addrs: map[string][]string{"public": {"2001:db8::2"}}, AddrsFrom: "instance", Ports: []registry.Port{}},
-					{Host: "h3", Addrs: map[string][]string{}, AddrsFrom: "none", Ports: []registry.Port{}},
+					{Host: "h2", Addrs: map[string][]string{"public": {"2001:db8::2"}}, AddrsFrom: "instance", Ports: []registry.Port{}, State: "passing", InService: true},
+					{Host: "h3", Addrs: map[string][]string{}, AddrsFrom: "none", Ports: []registry.Port{}, State: "passing", InService: true},
 				},
 			}},
 			hosts: []Host{
@@ -79,8 +80,8 @@ func TestBuild(t *testing.T) {
 				Name: "web", Candidates: 2,
 				Master: &Master{Host: "b", Term: 5, Lease: "b"},
 				Instances: []Instance{
-					{Host: "a", Addrs: map[string][]string{}, AddrsFrom: "none", Ports: []registry.Port{}, Lease: "a", Role: "standby"},
-					{Host: "b", Addrs: map[string][]string{}, AddrsFrom: "none", Ports: []registry.Port{}, Lease: "b", Role: "master"},
+					{Host: "a", Addrs: map[string][]string{}, AddrsFrom: "none", Ports: []registry.Port{}, Lease: "a", Role: "standby", State: "passing", InService: true},
+					{Host: "b", Addrs: map[string][]string{}, AddrsFrom: "none", Ports: []registry.Port{}, Lease: "b", Role: "master", State: "passing", InService: true},
 				},
 			}},
 			hosts: []Host{
@@ -117,6 +118,7 @@ func TestBuild(t *testing.T) {
 				Name: "web",
 				Instances: []Instance{{
 					Host: "h1", Addrs: map[string][]string{"public": {"192.0.2.1"}}, AddrsFrom: "host", Ports: []registry.Port{},
+					State: "passing", InService: true,
 				}},
 			}},
 			hosts: []Host{{Name: "h1", Record: true, Addrs: map[string][]string{"public": {"192.0.2.1"}}, Services: []string{"web"}}},

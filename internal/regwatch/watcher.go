@@ -228,7 +228,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.monitor(ctx)
 	}()
 
-	l := &runLoop{w: w, retry: backoff.New(w.cfg.Retry), relist: backoff.New(backoff.Policy{Max: w.cfg.RelistJitter})}
+	l := &runLoop{w: w, retry: backoff.New(w.cfg.Retry), relist: w.relistDelays()}
 	for {
 		open := l.fromList
 		if l.listed {
@@ -242,6 +242,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return err // ctx's
 		}
 	}
+}
+
+// relistDelays draws the random delays before re-lists, each from
+// [0, RelistJitter] without growth: a re-list is not a failure to back off
+// from, only a moment to spread.
+func (w *Watcher) relistDelays() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Max: w.cfg.RelistJitter})
 }
 
 // runLoop is what Run carries from one watch to the next.

@@ -155,6 +155,9 @@ func (p *reply) answer(f *found) result {
 	} else if res == success {
 		res = p.records(f)
 	}
+	if res == success && f.service != nil && f.service.failingOpen && (f.kind == kindService || f.kind == kindShard || f.kind == kindPort) {
+		failOpenAnswers.Inc()
+	}
 	switch res {
 	case nameError:
 		p.pk.setRcode(dns.RcodeNameError)
@@ -251,7 +254,7 @@ func (p *reply) flat(fa *flatAddrs) {
 // and notes the target for the additional section.
 func (p *reply) srvs(inst *instAnswers, svc []byte) {
 	for j, port := range inst.ports {
-		at := p.pk.srv(secAnswer, question, uint16(port.Port), inst.host, svc, p.zone, p.ttl)
+		at := p.pk.srv(secAnswer, question, uint16(port.Port), inst.state.Weight(), inst.host, svc, p.zone, p.ttl)
 		if at < 0 {
 			return
 		}
@@ -276,9 +279,15 @@ func (p *reply) outcome() result {
 	return success
 }
 
-// instance answers <host>.<service>.Z: its A/AAAA, or SRV per port.
+// instance answers <host>.<service>.Z in every state, while its key
+// exists: its A/AAAA, SRV per port, or TXT "state=<state>" ("maintenance"
+// while an operator holds it out). The TXT leaves out the reason, who and
+// until: free text an operator wrote need not go to every client that can
+// query, and `rollcall status` shows it.
 func (p *reply) instance(inst *instAnswers, svc []byte) result {
 	switch {
+	case p.qtype == dns.TypeTXT:
+		p.pk.txt(question, stateTXT[inst.dnsState()], p.ttl)
 	case isAddrType(p.qtype):
 		p.pk.addrs(secAnswer, question, inst.addrsFor(p.view), p.qtype, p.ttl)
 	case p.qtype == dns.TypeSRV:
@@ -312,7 +321,7 @@ func (p *reply) port(namedPort *portAnswers, svc []byte) result {
 	for i := 0; i < wk.n; i++ {
 		j := wk.at(i)
 		inst := namedPort.insts[j]
-		at := p.pk.srv(secAnswer, question, namedPort.port[j], inst.host, svc, p.zone, p.ttl)
+		at := p.pk.srv(secAnswer, question, namedPort.port[j], inst.state.Weight(), inst.host, svc, p.zone, p.ttl)
 		if at < 0 {
 			break
 		}

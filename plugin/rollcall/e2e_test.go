@@ -139,8 +139,8 @@ func TestCases(t *testing.T) {
 				t.Errorf("decode errors for %s: 0", reason)
 			}
 		}
-		if got := metric(t, "coredns_rollcall_index_entries", map[string]string{"source": src, "type": "instances"}); got != 70 {
-			t.Errorf("instances in index: %v, want 70", got)
+		if got := metric(t, "coredns_rollcall_index_entries", map[string]string{"source": src, "type": "instances"}); got != 84 {
+			t.Errorf("instances in index: %v, want 84", got)
 		}
 	})
 	t.Run("ecs echoed with scope", func(t *testing.T) {

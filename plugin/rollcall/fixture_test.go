@@ -53,6 +53,35 @@ func FixtureKVs() []FixtureKV {
 		{"/rollcall/elections/web/2", "h1"},
 		{"/rollcall/elections/db/3", "h1"},
 		{"/rollcall/elections/lone/4", "h3"},
+		// Health (docs/DESIGN.md, "Health"). st has one instance in each
+		// state; down has critical ones and a draining one, so it fails
+		// open; drained has only draining ones. p1-p3 hold maintenance:
+		// p1's instance of maint, the whole of p2, and on p3 only
+		// expired or malformed records.
+		host("p1", `{"public":["192.0.2.31"]}`),
+		host("p2", `{"public":["192.0.2.32"]}`),
+		host("p3", `{"public":["192.0.2.33"]}`),
+		inst("h1", "st", `,"state":"passing","since":1700000000,"shard":"a","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("h2", "st", `,"state":"warning","since":1700000001,"shard":"a","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("h3", "st", `,"state":"critical","since":1700000002,"reason":"check http: connection refused","shard":"b","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("h4", "st", `,"state":"draining","since":1700000003,"shard":"c","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("x1", "down", `,"state":"critical","reason":"disk full"`),
+		inst("x2", "down", `,"state":"critical","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("h4", "down", `,"state":"draining","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("h1", "drained", `,"state":"draining","ports":[{"name":"http","port":80,"proto":"tcp"}]`),
+		inst("h2", "drained", `,"state":"draining"`),
+		inst("p1", "maint", ``),
+		inst("p2", "maint", `,"state":"passing"`),
+		inst("p3", "maint", ``),
+		inst("p2", "hold", `,"state":"critical"`),
+		inst("p3", "hold", `,"state":"critical"`),
+		{"/rollcall/maintenance/p1/maint", `{"reason":"disk swap","who":"ops@admin1"}`},
+		{"/rollcall/maintenance/p2", `{"reason":"kernel upgrade","who":"ops@admin1","until":4102444800}`},
+		{"/rollcall/maintenance/p3/maint", `{"reason":"done long ago","until":1000}`},
+		// The master follows the election whatever its instance's state:
+		// an agent whose instance leaves service resigns.
+		{"/rollcall/elections/st/6", "h3"},
+
 		// Malformed data, every piece skipped and counted.
 		{"/rollcall/hosts/h5/host", "not json"},
 		{"/rollcall/hosts/h5/services/web", `{"service":"web","host":"h9"}`},
@@ -66,6 +95,12 @@ func FixtureKVs() []FixtureKV {
 		{"/rollcall/elections/web/zz", "h3"},
 		{"/rollcall/elections/cache/5", "Not A Host"},
 		{"/rollcall/hosts/h9/services/web", `{"service":"web","host":"h9","pad":"` + strings.Repeat("x", 70000) + `"}`},
+		inst("p1", "sick", `,"state":"sick"`),
+		inst("p1", "st", `,"state":"passing","reason":"only critical carries one"`),
+		// Garbage maintenance takes nothing out of service.
+		{"/rollcall/maintenance/p3", `{"who":"ops@admin1"}`},
+		{"/rollcall/maintenance/p3/hold", "not json"},
+		{"/rollcall/maintenance/P3", `{"reason":"bad key"}`},
 	}
 	for i := 0; i < 60; i++ {
 		kvs = append(kvs, inst(fmt.Sprintf("m%02d", i), "many", fmt.Sprintf(`,"addrs":{"public":["192.0.3.%d"]}`, i+1)))
@@ -81,6 +116,7 @@ var Blocks = []struct{ Zone, Body string }{
 	{"local.example.com.", "local h1\nnetwork vpn0 10.100.0.0/16\nnetwork vpn1 10.200.0.0/16"},
 	{"ecs.example.com.", "ecs\nnetwork vpn0 10.100.0.0/16\nnetwork vpn1 10.200.0.0/16"},
 	{"plain.example.com.", ""},
+	{"closed.example.com.", "fail_open off"},
 }
 
 // Case is one query and the response it must get. Records are written
@@ -164,7 +200,8 @@ var Cases = []Case{
 	named("instance AAAA vpn1", infra("h1.web", dns.TypeAAAA, fromVPN1, ok, []string{"h1.web AAAA fd00::1"})),
 	named("instance SRV", infra("h1.web", dns.TypeSRV, fromPublic, ok, []string{"h1.web SRV 10 10 8080 h1.web.Z"}, "h1.web A 192.0.2.1", "h1.web AAAA 2001:db8::1")),
 	named("instance without ports: SRV NODATA", infra("h3.web", dns.TypeSRV, fromPublic, ok, nil)),
-	named("instance TXT NODATA", infra("h3.web", dns.TypeTXT, fromPublic, ok, nil)),
+	named("instance TXT: its state, passing without one", infra("h3.web", dns.TypeTXT, fromPublic, ok, []string{`h3.web TXT "state=passing"`})),
+	named("instance CNAME NODATA", infra("h3.web", dns.TypeCNAME, fromPublic, ok, nil)),
 	named("instance override vpn0", infra("h1.db", dns.TypeA, fromVPN0, ok, []string{"h1.db A 198.51.100.1"})),
 	named("below an instance", infra("x.h1.web", dns.TypeA, fromPublic, nx, nil)),
 	named("host of another service", infra("h3.db", dns.TypeA, fromPublic, nx, nil)),
@@ -209,6 +246,63 @@ var Cases = []Case{
 	named("zoned IP skipped", infra("h8.web", dns.TypeA, fromPublic, nx, nil)),
 	named("huge value skipped", infra("h9.web", dns.TypeA, fromPublic, nx, nil)),
 	named("bad shard skipped", infra("h10.web", dns.TypeA, fromPublic, nx, nil)),
+
+	// Health: service names serve passing and warning instances, SRV
+	// weight 10 and 1; every instance name answers in every state.
+	named("health: service A serves passing and warning", infra("st", dns.TypeA, fromPublic, ok, []string{"st A 192.0.2.1", "st A 192.0.2.2"})),
+	named("health: service A vpn0", infra("st", dns.TypeA, fromVPN0, ok, []string{"st A 10.100.0.1", "st A 10.100.0.2"})),
+	named("health: service A on both networks (slow walk)", infra("st", dns.TypeA, fromBoth, ok, []string{"st A 10.100.0.1", "st A 10.100.0.2"})),
+	named("health: service AAAA", infra("st", dns.TypeAAAA, fromPublic, ok, []string{"st AAAA 2001:db8::1"})),
+	named("health: service SRV weights", infra("st", dns.TypeSRV, fromPublic, ok,
+		[]string{"st SRV 10 10 80 h1.st.Z", "st SRV 10 1 80 h2.st.Z"},
+		"h1.st A 192.0.2.1", "h1.st AAAA 2001:db8::1", "h2.st A 192.0.2.2")),
+	named("health: port SRV weights", infra("_http._tcp.st", dns.TypeSRV, fromPublic, ok,
+		[]string{"_http._tcp.st SRV 10 10 80 h1.st.Z", "_http._tcp.st SRV 10 1 80 h2.st.Z"},
+		"h1.st A 192.0.2.1", "h1.st AAAA 2001:db8::1", "h2.st A 192.0.2.2")),
+	named("health: shard of passing and warning", infra("a.st", dns.TypeA, fromPublic, ok, []string{"a.st A 192.0.2.1", "a.st A 192.0.2.2"})),
+	named("health: shard of a critical instance only: NXDOMAIN", infra("b.st", dns.TypeA, fromPublic, nx, nil)),
+	named("health: shard of a draining instance only: NXDOMAIN", infra("c.st", dns.TypeA, fromPublic, nx, nil)),
+	named("health: passing instance TXT", infra("h1.st", dns.TypeTXT, fromPublic, ok, []string{`h1.st TXT "state=passing"`})),
+	named("health: warning instance TXT", infra("h2.st", dns.TypeTXT, fromPublic, ok, []string{`h2.st TXT "state=warning"`})),
+	named("health: warning instance SRV weight 1", infra("h2.st", dns.TypeSRV, fromPublic, ok, []string{"h2.st SRV 10 1 80 h2.st.Z"}, "h2.st A 192.0.2.2")),
+	named("health: critical instance TXT", infra("h3.st", dns.TypeTXT, fromPublic, ok, []string{`h3.st TXT "state=critical"`})),
+	named("health: critical instance still answers A", infra("h3.st", dns.TypeA, fromPublic, ok, []string{"h3.st A 192.0.2.3"})),
+	named("health: draining instance TXT", infra("h4.st", dns.TypeTXT, fromPublic, ok, []string{`h4.st TXT "state=draining"`})),
+	named("health: draining instance still answers A", infra("h4.st", dns.TypeA, fromPublic, ok, []string{"h4.st A 192.0.2.4"})),
+	named("health: ANY critical instance: its A", infra("h3.st", dns.TypeANY, fromPublic, ok, []string{"h3.st A 192.0.2.3"})),
+	named("health: master follows the election, not the state", infra("st-master", dns.TypeA, fromPublic, ok, []string{"st-master A 192.0.2.3"})),
+	named("health: record with a bad state skipped", infra("sick", dns.TypeA, fromPublic, nx, nil)),
+	named("health: record with a bad reason skipped", infra("p1.st", dns.TypeA, fromPublic, nx, nil)),
+
+	// Fail open: no instance passing or warning, so the critical ones,
+	// never the draining one.
+	named("fail open: critical instances served", infra("down", dns.TypeA, fromPublic, ok, []string{"down A 192.0.2.21", "down A 192.0.2.22"})),
+	named("fail open: SRV", infra("down", dns.TypeSRV, fromPublic, ok, []string{"down SRV 10 10 80 x2.down.Z"}, "x2.down A 192.0.2.22")),
+	named("fail open: port SRV", infra("_http._tcp.down", dns.TypeSRV, fromPublic, ok, []string{"_http._tcp.down SRV 10 10 80 x2.down.Z"}, "x2.down A 192.0.2.22")),
+	named("fail open: instance TXT", infra("x1.down", dns.TypeTXT, fromPublic, ok, []string{`x1.down TXT "state=critical"`})),
+	{Name: "fail open off: no instance, the service is an empty non-terminal: NODATA", QName: "down", Zone: "closed.example.com.", QType: dns.TypeA, From: fromPublic, Rcode: ok},
+	{Name: "fail open off: SRV NODATA", QName: "down", Zone: "closed.example.com.", QType: dns.TypeSRV, From: fromPublic, Rcode: ok},
+	{Name: "fail open off: port of no instance served: NXDOMAIN", QName: "_http._tcp.down", Zone: "closed.example.com.", QType: dns.TypeSRV, From: fromPublic, Rcode: nx},
+	{Name: "fail open off: proto of no instance served: NXDOMAIN", QName: "_tcp.down", Zone: "closed.example.com.", QType: dns.TypeSRV, From: fromPublic, Rcode: nx},
+	{Name: "fail open off: instance still answers", QName: "x1.down", Zone: "closed.example.com.", QType: dns.TypeA, From: fromPublic, Rcode: ok,
+		Answer: []string{"x1.down A 192.0.2.21"}},
+	{Name: "fail open off: passing and warning as usual", QName: "st", Zone: "closed.example.com.", QType: dns.TypeA, From: fromPublic, Rcode: ok,
+		Answer: []string{"st A 192.0.2.1", "st A 192.0.2.2"}},
+	named("every instance draining: NODATA, not fail open", infra("drained", dns.TypeA, fromPublic, ok, nil)),
+	named("every instance draining: SRV NODATA", infra("drained", dns.TypeSRV, fromPublic, ok, nil)),
+	named("every instance draining: port NXDOMAIN", infra("_http._tcp.drained", dns.TypeSRV, fromPublic, nx, nil)),
+	named("every instance draining: instance answers", infra("h1.drained", dns.TypeA, fromPublic, ok, []string{"h1.drained A 192.0.2.1"})),
+
+	// Maintenance, per instance and host-wide; expired and malformed
+	// records count as absent.
+	named("maintenance: service leaves out instance and host maintenance", infra("maint", dns.TypeA, fromPublic, ok, []string{"maint A 192.0.2.33"})),
+	named("maintenance: instance TXT", infra("p1.maint", dns.TypeTXT, fromPublic, ok, []string{`p1.maint TXT "state=maintenance"`})),
+	named("maintenance: host-wide TXT", infra("p2.maint", dns.TypeTXT, fromPublic, ok, []string{`p2.maint TXT "state=maintenance"`})),
+	named("maintenance: instance still answers A", infra("p1.maint", dns.TypeA, fromPublic, ok, []string{"p1.maint A 192.0.2.31"})),
+	named("maintenance: expired counts as absent", infra("p3.maint", dns.TypeTXT, fromPublic, ok, []string{`p3.maint TXT "state=passing"`})),
+	named("maintenance: fail open leaves it out", infra("hold", dns.TypeA, fromPublic, ok, []string{"hold A 192.0.2.33"})),
+	named("maintenance: critical in maintenance TXT", infra("p2.hold", dns.TypeTXT, fromPublic, ok, []string{`p2.hold TXT "state=maintenance"`})),
+	named("maintenance: malformed record ignored", infra("p3.hold", dns.TypeTXT, fromPublic, ok, []string{`p3.hold TXT "state=critical"`})),
 
 	{Name: "local: loopback gets the host's view", QName: "web", Zone: "local.example.com.", QType: dns.TypeA, From: fromPublic, Rcode: ok,
 		Answer: []string{"web A 10.100.0.1", "web A 10.100.0.2", "web A 192.0.2.3", "web A 10.200.0.4"}},

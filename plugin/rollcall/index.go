@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -33,7 +34,58 @@ type instAnswers struct {
 	// instance is on no network of the block.
 	on    [][]netip.Addr
 	ports []registry.Port
+
+	// Health (docs/DESIGN.md, "Health"). state is the record's effective
+	// state (never ""); since and reason are as the agent wrote them.
+	state  registry.State
+	since  int64
+	reason string
+	// maint is the active maintenance that holds the instance out of
+	// service, its own or its host's (state.maintOf); nil when none.
+	// (The SRV weight is state.Weight(), worked out per record rather than
+	// kept: a field would take the struct to the next allocation size.)
+	maint *registry.Maintenance
 }
+
+// inService reports whether the instance is served under its service's
+// names (the service, its ports and shards): passing or warning, and not
+// in maintenance. Whether a critical instance is served anyway is the
+// service's call (svcAnswers.serves, fail open).
+func (inst *instAnswers) inService() bool {
+	return inst.maint == nil && inst.state.InService()
+}
+
+// failsOpen reports whether the instance is served when its service fails
+// open: critical and not in maintenance. Draining instances never are.
+func (inst *instAnswers) failsOpen() bool {
+	return inst.maint == nil && inst.state == registry.StateCritical
+}
+
+// dnsState is the state <host>.<service>.Z names in its TXT record, and
+// what operators see: "maintenance" while a maintenance record covers the
+// instance, else its state.
+func (inst *instAnswers) dnsState() string {
+	if inst.maint != nil {
+		return stateMaintenance
+	}
+	return string(inst.state)
+}
+
+// stateMaintenance is the state shown for an instance under maintenance:
+// not a state an agent writes (registry.State), since an operator sets it.
+const stateMaintenance = "maintenance"
+
+// stateTXT holds the packed TXT of <host>.<service>.Z, "state=<dnsState>",
+// for each state an instance can be shown in: shared by every instance
+// rather than a slice in each, and the query path copies it without
+// allocating.
+var stateTXT = func() map[string][]byte {
+	m := map[string][]byte{}
+	for _, s := range []string{string(registry.StatePassing), string(registry.StateWarning), string(registry.StateCritical), string(registry.StateDraining), stateMaintenance} {
+		m[s] = packTXT("state=" + s)
+	}
+	return m
+}()
 
 // flatFor returns the service's packed addresses for a client's view, or
 // nil when the client is on several networks (each instance then picks its
@@ -84,21 +136,35 @@ type flatAddrs struct {
 }
 
 // svcAnswers is everything served under one service. A service exists in
-// DNS while it has at least one instance.
+// DNS while it has at least one instance, in any state: its
+// <host>.<service>.Z names are below it. Its service-level names (the
+// service's own records, its ports and shards) hold only the instances it
+// serves (serves): a service with none is an empty non-terminal, NODATA.
 type svcAnswers struct {
 	// flat[i] is what a client on network i alone gets; the last, what a
 	// client on none gets. Clients on several networks take the slow walk.
 	flat  []flatAddrs
-	insts []*instAnswers // sorted by host
-	// withPorts is the instances that have ports: an SRV answer's subset
-	// under max_answers is taken from these, or it could come out empty.
+	insts []*instAnswers // the instances served, sorted by host
+	all   []*instAnswers // every instance, served or not, sorted by host
+	// withPorts is the instances served that have ports: an SRV answer's
+	// subset under max_answers is taken from these, or it could come out
+	// empty.
 	withPorts []*instAnswers
-	byHost    map[string]*instAnswers
-	byShard   map[string][]*instAnswers
-	ports     map[string]*portAnswers // by "_<port>._<proto>"
+	byHost    map[string]*instAnswers   // every instance
+	byShard   map[string][]*instAnswers // instances served
+	ports     map[string]*portAnswers   // by "_<port>._<proto>", instances served
 	// Which of _tcp.<service> and _udp.<service> have names below them.
 	tcp, udp bool
 	master   *masterAnswers // nil: no master served
+	// failingOpen is set when no instance is in service and the critical
+	// ones are served instead (`fail_open`, on by default).
+	failingOpen bool
+}
+
+// serves reports whether the service's own names answer with inst: in
+// service, or critical while the service fails open.
+func (service *svcAnswers) serves(inst *instAnswers) bool {
+	return inst.inService() || service.failingOpen && inst.failsOpen()
 }
 
 // hasProto reports whether label ("_tcp" or "_udp") names an empty
@@ -118,6 +184,13 @@ func (service *svcAnswers) hasProto(label []byte) bool {
 type index struct {
 	nets  []network
 	local string // `local HOST`, "" when unset
+	// failClosed is `fail_open off`: a service with no instance in service
+	// answers with none rather than with its critical ones.
+	failClosed bool
+	// failingOpen is the services answering with critical instances, for
+	// coredns_rollcall_services_failing_open; only the loader's goroutine
+	// touches it.
+	failingOpen map[string]struct{}
 
 	loaded atomic.Bool // set once the first list is in
 
@@ -156,12 +229,14 @@ func (ix *index) isLoaded() bool { return ix.loaded.Load() }
 // replace rebuilds every answer from st: after the first list and after every
 // re-list, so that deletes missed while the watch was down are applied.
 func (ix *index) replace(st *state) {
+	now := st.buildTime()
 	services := make(map[string]*svcAnswers, len(st.insts))
 	for svc := range st.insts {
-		if service := ix.buildService(st, svc, nil); service != nil {
+		if service := ix.buildService(st, svc, nil, now); service != nil {
 			services[svc] = service
 		}
 	}
+	ix.countFailingOpen(services)
 	lv := ix.buildLocalView(st)
 	ix.mu.Lock()
 	ix.services, ix.rev, ix.localView = services, st.rev, lv
@@ -176,10 +251,14 @@ func (ix *index) update(st *state, ch changes) {
 		svc     string
 		service *svcAnswers
 	}
+	now := st.buildTime()
 	all := make([]built, 0, len(ch.services))
 	for svc := range ch.services {
 		// Only this goroutine writes ix.services, so it may read it unlocked.
-		all = append(all, built{svc, ix.buildService(st, svc, ix.services[svc])})
+		all = append(all, built{svc, ix.buildService(st, svc, ix.services[svc], now)})
+	}
+	for _, b := range all {
+		ix.setFailingOpen(b.svc, b.service != nil && b.service.failingOpen)
 	}
 	lv, newLocal := viewSet(0), false
 	if _, ok := ch.hosts[ix.local]; ok && ix.local != "" {
@@ -198,6 +277,48 @@ func (ix *index) update(st *state, ch changes) {
 		ix.localView = lv
 	}
 	ix.mu.Unlock()
+}
+
+// countFailingOpen brings the services failing open in line with a whole
+// new set of answers (replace); nil takes the block's share out of the
+// metric (the block is shutting down).
+func (ix *index) countFailingOpen(services map[string]*svcAnswers) {
+	for svc := range ix.failingOpen {
+		if service := services[svc]; service == nil || !service.failingOpen {
+			ix.setFailingOpen(svc, false)
+		}
+	}
+	for svc, service := range services {
+		if service.failingOpen {
+			ix.setFailingOpen(svc, true)
+		}
+	}
+}
+
+// setFailingOpen notes whether a service fails open, keeping the gauge the
+// sum over every block: each block adds and takes back its own.
+func (ix *index) setFailingOpen(svc string, on bool) {
+	_, was := ix.failingOpen[svc]
+	switch {
+	case on && !was:
+		if ix.failingOpen == nil {
+			ix.failingOpen = map[string]struct{}{}
+		}
+		ix.failingOpen[svc] = struct{}{}
+		servicesFailingOpen.Inc()
+		log.Warningf("service %s has no instance passing or warning: failing open, serving its critical instances", svc)
+	case !on && was:
+		delete(ix.failingOpen, svc)
+		servicesFailingOpen.Dec()
+		log.Infof("service %s no longer failing open", svc)
+	}
+}
+
+// close takes the block's share out of the metrics; the loader no longer
+// updates it.
+func (ix *index) close() {
+	servicesFailingOpen.Sub(float64(len(ix.failingOpen)))
+	ix.failingOpen = nil
 }
 
 // buildLocalView is the view of loopback clients under `local HOST`: every
@@ -223,17 +344,18 @@ func (ix *index) buildLocalView(st *state) viewSet {
 	return v
 }
 
-// buildService builds one service's answers, or nil when the service has
-// no instance. Instances whose records are unchanged since old was built are
-// reused, so a change to one instance of a large service rebuilds that
-// instance only (and the service's lists).
-func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswers {
+// buildService builds one service's answers at time now (which maintenance
+// is active), or nil when the service has no instance. Instances whose
+// records and maintenance are unchanged since old was built are reused, so a
+// change to one instance of a large service rebuilds that instance only
+// (and the service's lists).
+func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.Time) *svcAnswers {
 	insts := st.insts[svc]
 	if len(insts) == 0 {
 		return nil
 	}
 	service := &svcAnswers{
-		insts:  make([]*instAnswers, 0, len(insts)),
+		all:    make([]*instAnswers, 0, len(insts)),
 		byHost: make(map[string]*instAnswers, len(insts)),
 	}
 	hosts := make([]string, 0, len(insts))
@@ -241,19 +363,55 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
+	inService := 0
 	for _, h := range hosts {
 		in := insts[h]
+		maint := st.maintOf(h, svc, now)
 		var inst *instAnswers
 		if old != nil {
 			if o := old.byHost[h]; o != nil && o.src == in && o.srcHost == st.hosts[h] {
 				inst = o
+				if o.maint != maint {
+					// Only the maintenance changed: share the addresses.
+					c := *o
+					c.maint = maint
+					inst = &c
+				}
 			}
 		}
 		if inst == nil {
-			inst = ix.buildInstance(st, in)
+			inst = ix.buildInstance(st, in, maint)
 		}
-		service.insts = append(service.insts, inst)
+		service.all = append(service.all, inst)
 		service.byHost[h] = inst
+		if inst.inService() {
+			inService++
+		}
+	}
+	// Fail open (docs/DESIGN.md, "Health"): with nothing in service, the
+	// critical instances are a better answer than none, since a check can
+	// be wrong about all of them at once (a shared dependency down, a bad
+	// check deployed everywhere). Draining and maintenance are decisions,
+	// and stay out.
+	if inService == 0 && !ix.failClosed {
+		for _, inst := range service.all {
+			if inst.failsOpen() {
+				service.failingOpen = true
+				break
+			}
+		}
+	}
+	service.insts = service.all
+	if inService < len(service.all) {
+		service.insts = make([]*instAnswers, 0, len(service.all))
+		for _, inst := range service.all {
+			if service.serves(inst) {
+				service.insts = append(service.insts, inst)
+			}
+		}
+	}
+	for _, inst := range service.insts {
+		in := inst.src
 		if in.Shard != "" {
 			if service.byShard == nil {
 				service.byShard = map[string][]*instAnswers{}
@@ -298,7 +456,8 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers) *svcAnswer
 	}
 	// The master is served only while the elected host has an instance of
 	// the service: its records are that instance's, and its SRV targets
-	// resolve.
+	// resolve. Its state does not matter here: an agent whose instance
+	// leaves service resigns, and the next master is elected.
 	if host, term, ok := st.leader(svc); ok {
 		if inst := service.byHost[host]; inst != nil {
 			service.master = &masterAnswers{inst: inst, txt: packTXT("host="+host, "term="+strconv.FormatInt(term, 10))}
@@ -316,9 +475,12 @@ func packTXT(strs ...string) []byte {
 	return b
 }
 
-func (ix *index) buildInstance(st *state, in *registry.Instance) *instAnswers {
+func (ix *index) buildInstance(st *state, in *registry.Instance, maint *registry.Maintenance) *instAnswers {
 	addrs := st.addrsOf(in)
-	inst := &instAnswers{src: in, srcHost: st.hosts[in.Host], host: in.Host, ports: in.Ports}
+	inst := &instAnswers{
+		src: in, srcHost: st.hosts[in.Host], host: in.Host, ports: in.Ports,
+		state: in.State.Effective(), since: in.Since, reason: in.Reason, maint: maint,
+	}
 	inst.pub = servable(addrs[registry.PublicNetwork])
 	for i, n := range ix.nets {
 		if len(addrs[n.name]) == 0 {

@@ -38,7 +38,8 @@ var (
 	// relistJitter bounds the random delay before a list after a
 	// compaction: every DNS server whose watch fell behind the same
 	// compaction learns of it at the same moment, and would otherwise list
-	// the whole registry from etcd all at once.
+	// the whole registry from etcd all at once. A block's `relist_jitter`
+	// replaces it (config.relistDelay).
 	relistJitter = regwatch.DefaultRelistJitter
 )
 
@@ -88,6 +89,11 @@ type loader struct {
 	st      *state
 	subs    []subscriber
 	masters map[string]bool
+	// Maintenance expiry (expire): a timer for the next end of a
+	// maintenance record, since an end comes with no etcd event.
+	expiry      *time.Timer
+	expiredUpTo int64 // the Unix second up to which ended maintenance is applied
+	stopped     bool  // released: the timer must not rebuild anything
 }
 
 // loaderKey identifies what a watch reads: blocks with equal keys share one.
@@ -96,6 +102,10 @@ type loaderKey struct {
 	prefix    string
 	cert, key string
 	ca        string
+	// relistJitter is part of how the watch runs, so blocks that ask for
+	// different ones get a watch each; a reload that changes it starts a
+	// new watch (the old one stops with the old blocks).
+	relistJitter time.Duration
 }
 
 // loaders is the process-wide registry of running loaders, refcounted by the
@@ -145,7 +155,7 @@ func acquire(c *config) (*loader, error) {
 		StaleAfter:     staleAfter,
 		RequestTimeout: listTimeout,
 		Retry:          backoff.Policy{Min: retryMin, Base: 2 * retryMin, Max: retryMax},
-		RelistJitter:   relistJitter,
+		RelistJitter:   c.relistDelay(),
 	}, regwatch.Callbacks{
 		OnList:     l.list,
 		OnEvents:   l.apply,
@@ -165,6 +175,19 @@ func acquire(c *config) (*loader, error) {
 	return l, nil
 }
 
+// relistDelay is the block's bound on the random delay before a re-list, as
+// regwatch.Config.RelistJitter takes it: `relist_jitter` when given (0, no
+// delay, is negative there), else the package default.
+func (c *config) relistDelay() time.Duration {
+	switch {
+	case c.relistJitter == relistJitterUnset:
+		return relistJitter
+	case c.relistJitter == 0:
+		return -1
+	}
+	return c.relistJitter
+}
+
 // release drops one reference; the last one stops the watch and closes the
 // client.
 func (l *loader) release() {
@@ -180,6 +203,12 @@ func (l *loader) release() {
 	}
 	l.cancel()
 	<-l.done
+	l.mu.Lock()
+	l.stopped = true
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
+	l.mu.Unlock()
 	l.cli.Close()
 	for _, s := range allStates {
 		watchState.DeleteLabelValues(l.source, s)
@@ -194,6 +223,7 @@ func (l *loader) subscribe(s subscriber) {
 	defer l.mu.Unlock()
 	l.subs = append(l.subs, s)
 	if l.isLoaded() {
+		l.st.now = time.Now()
 		s.replace(l.st)
 	}
 }
@@ -297,9 +327,12 @@ func (l *loader) list(kvs []*mvccpb.KeyValue, rev int64) {
 	for svc := range st.elections {
 		l.updateMaster(svc)
 	}
+	st.now = time.Now()
 	for _, s := range l.subs {
 		s.replace(st)
 	}
+	l.expiredUpTo = st.now.Unix()
+	l.armExpiry()
 	// Closed under l.mu: a block subscribing now is either filled here
 	// or, seeing loaded, by subscribe.
 	if !l.isLoaded() {
@@ -385,11 +418,59 @@ func (l *loader) apply(evs []*clientv3.Event, rev int64) {
 	for svc := range ch.services {
 		l.updateMaster(svc)
 	}
+	st.now = time.Now()
 	for _, s := range l.subs {
 		s.update(st, ch)
 	}
+	l.armExpiry()
 	l.mu.Unlock()
 	l.publish()
+}
+
+// armExpiry sets the timer for the next end of a maintenance record not
+// yet applied, or stops it when none is to come. l.mu held.
+func (l *loader) armExpiry() {
+	if l.stopped {
+		return
+	}
+	until, ok := l.st.nextExpiry(l.expiredUpTo)
+	if !ok {
+		if l.expiry != nil {
+			l.expiry.Stop()
+		}
+		return
+	}
+	d := time.Until(time.Unix(until, 0))
+	if l.expiry == nil {
+		l.expiry = time.AfterFunc(d, l.expire)
+		return
+	}
+	l.expiry.Reset(d)
+}
+
+// expire runs when a maintenance record's until has come: the instances it
+// held out go back into service with no etcd event to say so, so every
+// subscriber rebuilds the services of the records that ended since the
+// last run, and the timer is set for the next end.
+func (l *loader) expire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
+	st := l.st
+	st.now = time.Now()
+	upTo := st.now.Unix()
+	ch := newChanges()
+	st.expired(l.expiredUpTo, upTo, ch)
+	l.expiredUpTo = upTo
+	if len(ch.services) > 0 {
+		log.Infof("etcd %s: maintenance ended: rebuilding the answers of %d service(s)", l.source, len(ch.services))
+		for _, s := range l.subs {
+			s.update(st, ch)
+		}
+	}
+	l.armExpiry()
 }
 
 // advance moves the revision served up to rev, which a progress notification
@@ -403,6 +484,7 @@ func (l *loader) advance(rev int64) {
 		return
 	}
 	st.rev = rev
+	st.now = time.Now()
 	none := newChanges()
 	for _, s := range l.subs {
 		s.update(st, none)

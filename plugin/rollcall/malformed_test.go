@@ -258,6 +258,28 @@ func malformedCases() []malformedCase {
 			before: []malKV{{malInstKey("g1", "elx"), `{"service":"elx","host":"g1"}`}},
 			after:  []malKV{{"/rollcall/elections/elx/b2", "g1"}},
 			nx:     []string{"elx-master"}},
+
+		// Health: an instance's state, since and reason.
+		{name: "state unknown", key: malInstKey("bad77", "web"), value: malInst("bad77", badAddrs(77), `"state":"sick"`), reason: reasonRecord, nx: nxWeb(77)},
+		{name: "state upper-case", key: malInstKey("bad78", "web"), value: malInst("bad78", badAddrs(78), `"state":"PASSING"`), reason: reasonRecord, nx: nxWeb(78)},
+		{name: "state a number", key: malInstKey("bad79", "web"), value: malInst("bad79", badAddrs(79), `"state":1`), reason: reasonRecord, nx: nxWeb(79)},
+		{name: "state maintenance, which only operators set", key: malInstKey("bad80", "web"), value: malInst("bad80", badAddrs(80), `"state":"maintenance"`), reason: reasonRecord, nx: nxWeb(80)},
+		{name: "reason on a passing instance", key: malInstKey("bad81", "web"), value: malInst("bad81", badAddrs(81), `"state":"passing","reason":"x"`), reason: reasonRecord, nx: nxWeb(81)},
+		{name: "since negative", key: malInstKey("bad82", "web"), value: malInst("bad82", badAddrs(82), `"state":"critical","since":-1`), reason: reasonRecord, nx: nxWeb(82)},
+		{name: "reason longer than allowed", key: malInstKey("bad83", "web"), value: malInst("bad83", badAddrs(83), `"state":"critical","reason":"`+strings.Repeat("r", registry.MaxReasonLen+1)+`"`), reason: reasonRecord, nx: nxWeb(83)},
+		{name: "reason with a control character", key: malInstKey("bad84", "web"), value: malInst("bad84", badAddrs(84), `"state":"critical","reason":"a\u0007b"`), reason: reasonRecord, nx: nxWeb(84)},
+
+		// Maintenance: garbage takes nothing out of service, so g1 and g2
+		// stay in every good answer (checkGood).
+		{name: "maintenance not JSON", key: "/rollcall/maintenance/g1", value: "not json", reason: reasonRecord},
+		{name: "maintenance without a reason", key: "/rollcall/maintenance/g2", value: `{"who":"ops"}`, reason: reasonRecord},
+		{name: "maintenance until negative", key: "/rollcall/maintenance/g1/web", value: `{"reason":"x","until":-5}`, reason: reasonRecord},
+		{name: "maintenance until a string", key: "/rollcall/maintenance/g2/web", value: `{"reason":"x","until":"tomorrow"}`, reason: reasonRecord},
+		{name: "maintenance reason on two lines", key: "/rollcall/maintenance/g1/api", value: `{"reason":"a\nb"}`, reason: reasonRecord},
+		{name: "maintenance over 64 KiB", key: "/rollcall/maintenance/g2/api", value: padTo(`{"reason":"x"}`, registry.MaxValueSize+1), reason: reasonTooLarge},
+		{name: "maintenance host upper-case", key: "/rollcall/maintenance/G1", value: `{"reason":"x"}`, reason: reasonKey},
+		{name: "maintenance key too deep", key: "/rollcall/maintenance/g1/web/x", value: `{"reason":"x"}`, reason: reasonKey},
+		{name: "maintenance folder itself", key: "/rollcall/maintenance/", value: `{"reason":"x"}`, reason: reasonKey},
 	}
 }
 
@@ -291,6 +313,9 @@ var goodAnswers = []struct {
 	{name: "_dns._udp.web", qtype: dns.TypeSRV, answer: []string{"SRV 10 10 53 g2.web.Z"}},
 	{name: "g1.web", qtype: dns.TypeA, answer: []string{"A 192.0.2.1"}},
 	{name: "g1.web", qtype: dns.TypeAAAA, answer: []string{"AAAA 2001:db8::1"}},
+	{name: "g1.web", qtype: dns.TypeTXT, answer: []string{`TXT "state=passing"`}},
+	{name: "g2.web", qtype: dns.TypeTXT, answer: []string{`TXT "state=passing"`}},
+	{name: "g1.api", qtype: dns.TypeTXT, answer: []string{`TXT "state=passing"`}},
 	{name: "g2.web", qtype: dns.TypeA, answer: []string{"A 192.0.2.2"}},
 	{name: "s1.web", qtype: dns.TypeA, answer: []string{"A 192.0.2.1"}},
 	{name: "web-master", qtype: dns.TypeA, answer: []string{"A 192.0.2.1"}},

@@ -33,7 +33,7 @@ var (
 		Namespace: plugin.Namespace,
 		Subsystem: "rollcall",
 		Name:      "decode_errors_total",
-		Help:      "etcd keys or values skipped as malformed, by reason (key, too_large, record, mismatch, candidate).",
+		Help:      "etcd keys or values skipped as malformed, by reason (key, too_large, record, mismatch, candidate): bad instance states and maintenance records count as record.",
 	}, []string{"source", "reason"})
 
 	revision = promauto.NewGaugeVec(prometheus.GaugeOpts{
@@ -63,6 +63,21 @@ var (
 		Name:      "state_age_seconds",
 		Help:      "Seconds since the loader last heard from etcd (an event, a list or a progress notification): how stale the served state may be.",
 	}, []string{"source"})
+
+	servicesFailingOpen = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "rollcall",
+		Name:      "services_failing_open",
+		Help:      "Services answering with their critical instances because none is passing or warning (fail_open), summed over server blocks.",
+	})
+
+	// failOpenAnswers has no labels, so counting a query is one atomic add.
+	failOpenAnswers = promauto.NewCounter(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "rollcall",
+		Name:      "fail_open_answers_total",
+		Help:      "Answers to a service, port or shard name that held critical instances because the service was failing open.",
+	})
 )
 
 // requestsByKind resolves the request counters once, so counting a query is

@@ -23,12 +23,17 @@ type Rollcall struct {
 
 	cfg   *config
 	ix    *index
-	zones [][]byte // cfg.zones packed, same order
-	ld    *loader  // set by OnStartup, shared with other blocks
+	hv    *hostViews // `hostview`: each registered address's host view; nil when off
+	zones [][]byte   // cfg.zones packed, same order
+	ld    *loader    // set by OnStartup, shared with other blocks
 }
 
 func newRollcall(cfg *config) *Rollcall {
 	rc := &Rollcall{cfg: cfg, ix: newIndex(cfg.nets, cfg.local)}
+	if cfg.hostview {
+		rc.hv = newHostViews(cfg.nets)
+	}
+	rc.ix.failClosed = cfg.failClosed
 	for _, z := range cfg.zones {
 		rc.zones = append(rc.zones, packZone(z))
 	}
@@ -181,7 +186,12 @@ func sizeLimit(w dns.ResponseWriter, opt *dns.OPT) int {
 
 // viewOf returns the client's view: from its EDNS Client Subnet when `ecs`
 // is on and the query carries one (returned too, to be echoed), else from
-// its source address. opt is the request's OPT record, or nil.
+// its source address (viewOfAddr). opt is the request's OPT record, or nil.
+//
+// ECS comes first: a query that carries it was sent by a resolver on
+// behalf of a client elsewhere, and the resolver caches the answer for the
+// client's subnet, so neither the resolver's own host nor its address may
+// choose the view.
 func (rc *Rollcall) viewOf(w dns.ResponseWriter, opt *dns.OPT) (viewSet, *dns.EDNS0_SUBNET) {
 	if len(rc.cfg.nets) == 0 {
 		return 0, nil
@@ -197,12 +207,36 @@ func (rc *Rollcall) viewOf(w dns.ResponseWriter, opt *dns.OPT) (viewSet, *dns.ED
 			}
 		}
 	}
-	ip := remoteAddr(w)
+	return rc.viewOfAddr(remoteAddr(w)), nil
+}
+
+// viewOfAddr is the view of a client known by its (unmapped) source
+// address: with `hostview`, the view of the host that registered the
+// address, when exactly one did; else the networks whose ranges hold the
+// address, plus the local host's for a loopback client under `local`.
+//
+// hostview comes before the plain rule because it knows more: a query from
+// a host's own address (a per-host server forwarding its host's queries)
+// is that host's, and the host is on every network its record lists, where
+// the address alone shows at most the networks it falls in (none for a
+// public address, one of several for a host on several overlays). It comes
+// before `local` too: a registered loopback address names its host, while
+// `local` assumes every loopback client is the local host. An address no
+// host or several hosts list keeps the plain rule. It does not allocate.
+func (rc *Rollcall) viewOfAddr(ip netip.Addr) viewSet {
+	if len(rc.cfg.nets) == 0 {
+		return 0
+	}
+	if rc.hv != nil {
+		if v, ok := rc.hv.lookup(ip); ok {
+			return v
+		}
+	}
 	var local viewSet
 	if rc.cfg.local != "" && ip.IsLoopback() {
 		local = rc.ix.view()
 	}
-	return viewOf(rc.cfg.nets, ip, local), nil
+	return viewOf(rc.cfg.nets, ip, local)
 }
 
 // ecsPrefix is the source prefix of a client subnet option, masked, with an

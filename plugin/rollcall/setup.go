@@ -40,9 +40,14 @@ type config struct {
 	nets                    []network
 	local                   string
 	ecs                     bool
-	maxAnswers              int // 0: no limit
+	maxAnswers              int  // 0: no limit
+	failClosed              bool // `fail_open off`
 	fall                    fall.F
-	viewDependent           bool // network, local or ecs given: answers depend on the client
+	hostview                bool          // `hostview`: a host's own addresses get its view
+	hostviewLine            string        // file:line of `hostview`, for errors
+	relistJitter            time.Duration // `relist_jitter`; relistJitterUnset when not given
+	viewDependent           bool          // network, local, ecs or hostview given: answers depend on the client
+	http                    *httpConfig   // `http`: the API and status page (http.go); nil when off
 	viewLine, viewDirective string
 }
 
@@ -51,8 +56,18 @@ func (c *config) loaderKey() loaderKey {
 		endpoints: strings.Join(c.endpoints, ","),
 		prefix:    strings.TrimRight(c.prefix, "/"),
 		cert:      c.tlsCert, key: c.tlsKey, ca: c.tlsCA,
+		relistJitter: c.relistDelay(),
 	}
 }
+
+// relistJitterUnset marks a block without `relist_jitter`: its loader takes
+// the package default (relistJitter).
+const relistJitterUnset time.Duration = -1
+
+// maxRelistJitter bounds `relist_jitter`: a re-list happens after a
+// compaction the watch fell behind, and DNS serves the old state until it
+// is in, so a longer spread buys little and costs freshness.
+const maxRelistJitter = 10 * time.Minute
 
 func setup(c *caddy.Controller) error {
 	cfg, err := parse(c)
@@ -74,6 +89,10 @@ func setup(c *caddy.Controller) error {
 		}
 		rc.ld = ld
 		ld.subscribe(rc.ix)
+		if rc.hv != nil {
+			rc.hv.source = ld.source
+			ld.subscribe(rc.hv)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), startupWait)
 		defer cancel()
 		if err := ld.waitLoaded(ctx); err != nil {
@@ -90,11 +109,23 @@ func setup(c *caddy.Controller) error {
 	c.OnShutdown(func() error {
 		if rc.ld != nil {
 			rc.ld.unsubscribe(rc.ix)
+			if rc.hv != nil {
+				rc.ld.unsubscribe(rc.hv)
+			}
 			rc.ld.release()
 			rc.ld = nil
+			rc.ix.close()
 		}
 		return nil
 	})
+
+	if cfg.http != nil {
+		// After the block's OnStartup above: it serves from the loader
+		// that one acquires.
+		if err := setupHTTP(c, rc); err != nil {
+			return plugin.Error(pluginName, err)
+		}
+	}
 
 	conf.AddPlugin(func(next plugin.Handler) plugin.Handler {
 		rc.Next = next
@@ -106,9 +137,10 @@ func setup(c *caddy.Controller) error {
 // parse reads one rollcall block. Errors name the Corefile line at fault.
 func parse(c *caddy.Controller) (*config, error) {
 	cfg := &config{
-		endpoints: []string{etcdconn.DefaultEndpoint},
-		prefix:    registry.DefaultPrefix,
-		ttl:       defaultTTL,
+		endpoints:    []string{etcdconn.DefaultEndpoint},
+		prefix:       registry.DefaultPrefix,
+		ttl:          defaultTTL,
+		relistJitter: relistJitterUnset,
 	}
 	seen := false
 	for c.Next() {
@@ -122,6 +154,9 @@ func parse(c *caddy.Controller) (*config, error) {
 				return nil, err
 			}
 		}
+	}
+	if cfg.hostview && len(cfg.nets) == 0 {
+		return nil, fmt.Errorf("%s - Error during parsing: hostview gives a host's queries the networks its record lists, but this block declares no network, so every client gets public addresses anyway: add network lines or remove hostview", cfg.hostviewLine)
 	}
 	return cfg, nil
 }
@@ -215,10 +250,42 @@ func parseOption(c *caddy.Controller, cfg *config) error {
 			return c.Errf("max_answers %q is not a number of instances from 1 to 65535 (leave the option out for no limit)", args[0])
 		}
 		cfg.maxAnswers = int(n)
+	case "fail_open":
+		// A service with no instance passing or warning answers with its
+		// critical ones (on), or with none (off): docs/DESIGN.md, "Health".
+		if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+			return c.Errf("fail_open needs on or off (on, the default, serves a service's critical instances when it has no passing or warning one)")
+		}
+		cfg.failClosed = args[0] == "off"
+	case "hostview":
+		if len(args) != 0 {
+			return c.Errf("hostview takes no arguments")
+		}
+		cfg.hostview = true
+		cfg.hostviewLine = fmt.Sprintf("%s:%d", c.File(), c.Line())
+		cfg.markView(c, "hostview")
+	case "relist_jitter":
+		if len(args) != 1 {
+			return c.Errf("relist_jitter needs one duration, e.g. relist_jitter 5s (0 lists at once)")
+		}
+		d, err := time.ParseDuration(args[0])
+		if err != nil || d < 0 || d > maxRelistJitter {
+			return c.Errf("relist_jitter %q is not a duration from 0 to %v, such as 500ms or 5s (0 lists at once)", args[0], maxRelistJitter)
+		}
+		cfg.relistJitter = d
+	case "http":
+		if cfg.http != nil {
+			return c.Errf("http is given twice: one address per block")
+		}
+		h, err := parseHTTP(c, args)
+		if err != nil {
+			return err
+		}
+		cfg.http = h
 	case "fallthrough":
 		cfg.fall.SetZonesFromArgs(args)
 	default:
-		return c.Errf("unknown option %q: expected endpoint, tls, prefix, ttl, network, local, ecs, max_answers or fallthrough", opt)
+		return c.Errf("unknown option %q: expected endpoint, tls, prefix, ttl, network, local, ecs, hostview, max_answers, fail_open, relist_jitter, http or fallthrough", opt)
 	}
 	return nil
 }

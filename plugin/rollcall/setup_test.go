@@ -78,6 +78,23 @@ func TestParse(t *testing.T) {
 		{name: "local without host", input: "rollcall {\nlocal\n}", wantErr: "local needs the name"},
 		{name: "ecs with argument", input: "rollcall {\necs yes\n}", wantErr: "ecs takes no arguments"},
 		{name: "twice in a block", input: "rollcall\nrollcall", wantErr: "once per server block"},
+		{name: "fail_open on by default", input: "rollcall", check: func(t *testing.T, c *config) {
+			if c.failClosed {
+				t.Errorf("fail_open off without the option")
+			}
+		}},
+		{name: "fail_open off", input: "rollcall {\nfail_open off\n}", check: func(t *testing.T, c *config) {
+			if !c.failClosed || !newRollcall(c).ix.failClosed {
+				t.Errorf("fail_open off not taken: config %v, index %v", c.failClosed, newRollcall(c).ix.failClosed)
+			}
+		}},
+		{name: "fail_open on", input: "rollcall {\nfail_open on\n}", check: func(t *testing.T, c *config) {
+			if c.failClosed {
+				t.Errorf("fail_open on taken as off")
+			}
+		}},
+		{name: "fail_open without value", input: "rollcall {\nfail_open\n}", wantErr: "Testfile:2 - Error during parsing: fail_open needs on or off"},
+		{name: "fail_open yes", input: "rollcall {\nfail_open yes\n}", wantErr: "fail_open needs on or off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

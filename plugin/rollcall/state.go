@@ -2,6 +2,7 @@ package rollcall
 
 import (
 	"maps"
+	"time"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -28,6 +29,14 @@ type state struct {
 	hostSvcs  map[string]map[string]struct{}           // host -> services it has an instance of
 	elections map[string]map[int64]registry.Candidate  // service -> lease -> candidate
 	ninsts    int                                      // instances in insts
+	// Maintenance records as written, expired ones too: whether one is
+	// active depends on the time an answer is built (maintOf).
+	maint    map[string]*registry.Maintenance            // host -> the whole host's
+	maintSvc map[string]map[string]*registry.Maintenance // host -> service -> that instance's
+	// now is the time answers are being built for, set by the loader
+	// before it has its subscribers build them: every block then agrees on
+	// which maintenance has expired. Zero means the time of building.
+	now time.Time
 }
 
 func newState(keys registry.Keys) *state {
@@ -37,6 +46,8 @@ func newState(keys registry.Keys) *state {
 		insts:     map[string]map[string]*registry.Instance{},
 		hostSvcs:  map[string]map[string]struct{}{},
 		elections: map[string]map[int64]registry.Candidate{},
+		maint:     map[string]*registry.Maintenance{},
+		maintSvc:  map[string]map[string]*registry.Maintenance{},
 	}
 }
 
@@ -123,6 +134,15 @@ func (s *state) put(key string, value []byte, createRev int64, ch changes) error
 		if c.Err != nil {
 			return skipErr(c.Err)
 		}
+	case registry.KindMaintenance:
+		m, err := registry.DecodeMaintenance(k, value)
+		if err != nil {
+			// Garbage takes nothing out of service: an operator's typo
+			// must not drain a host. It is counted and logged instead.
+			s.delMaint(k.Host, k.Service, ch)
+			return skipErr(err)
+		}
+		s.setMaint(k.Host, k.Service, m, ch)
 	}
 	return nil
 }
@@ -148,6 +168,8 @@ func (s *state) del(key string, ch changes) {
 				ch.services[k.Service] = struct{}{}
 			}
 		}
+	case registry.KindMaintenance:
+		s.delMaint(k.Host, k.Service, ch)
 	}
 }
 
@@ -185,6 +207,114 @@ func (s *state) delInstance(host, svc string, ch changes) {
 		}
 	}
 	ch.services[svc] = struct{}{}
+}
+
+// setMaint records a maintenance record of a host (svc "") or of one
+// instance, and marks what it covers changed.
+func (s *state) setMaint(host, svc string, m *registry.Maintenance, ch changes) {
+	if svc == "" {
+		s.maint[host] = m
+	} else {
+		hm := s.maintSvc[host]
+		if hm == nil {
+			hm = map[string]*registry.Maintenance{}
+			s.maintSvc[host] = hm
+		}
+		hm[svc] = m
+	}
+	s.touchMaint(host, svc, ch)
+}
+
+// delMaint removes a maintenance record, if there was one.
+func (s *state) delMaint(host, svc string, ch changes) {
+	if svc == "" {
+		if _, ok := s.maint[host]; !ok {
+			return
+		}
+		delete(s.maint, host)
+	} else {
+		hm := s.maintSvc[host]
+		if _, ok := hm[svc]; !ok {
+			return
+		}
+		delete(hm, svc)
+		if len(hm) == 0 {
+			delete(s.maintSvc, host)
+		}
+	}
+	s.touchMaint(host, svc, ch)
+}
+
+// touchMaint marks the services a maintenance record of host (svc "": the
+// whole host) covers changed. Unlike touchHost it leaves the host itself
+// alone: maintenance changes no address, so no local view.
+func (s *state) touchMaint(host, svc string, ch changes) {
+	if svc != "" {
+		ch.services[svc] = struct{}{}
+		return
+	}
+	for svc := range s.hostSvcs[host] {
+		ch.services[svc] = struct{}{}
+	}
+}
+
+// maintOf returns the maintenance that holds an instance out of service at
+// now: its own record when active, else its host's when active, else nil.
+// An expired record counts as absent (registry.Maintenance.Active).
+func (s *state) maintOf(host, svc string, now time.Time) *registry.Maintenance {
+	if m := s.maintSvc[host][svc]; m != nil && m.Active(now) {
+		return m
+	}
+	if m := s.maint[host]; m != nil && m.Active(now) {
+		return m
+	}
+	return nil
+}
+
+// buildTime is the time answers built from s are for (see state.now).
+func (s *state) buildTime() time.Time {
+	if s.now.IsZero() {
+		return time.Now()
+	}
+	return s.now
+}
+
+// nextExpiry returns the earliest end of a maintenance record after the
+// Unix second after: when answers must next be rebuilt without any etcd
+// event. ok is false when no record ends after it.
+func (s *state) nextExpiry(after int64) (until int64, ok bool) {
+	consider := func(m *registry.Maintenance) {
+		if m.Until > after && (!ok || m.Until < until) {
+			until, ok = m.Until, true
+		}
+	}
+	for _, m := range s.maint {
+		consider(m)
+	}
+	for _, hm := range s.maintSvc {
+		for _, m := range hm {
+			consider(m)
+		}
+	}
+	return until, ok
+}
+
+// expired marks changed the services covered by maintenance records that
+// ended in the Unix seconds (after, upTo]: their answers take those
+// instances back.
+func (s *state) expired(after, upTo int64, ch changes) {
+	for host, m := range s.maint {
+		if m.Until > after && m.Until <= upTo {
+			s.touchMaint(host, "", ch)
+		}
+	}
+	for host, hm := range s.maintSvc {
+		for svc, m := range hm {
+			if m.Until > after && m.Until <= upTo {
+				s.touchMaint(host, svc, ch)
+			}
+		}
+	}
 }
 
 // leader returns the service's elected master and its term

@@ -91,6 +91,24 @@ func pick(view, hostNets viewSet) int {
 	return bits.TrailingZeros64(uint64(both))
 }
 
+// hostView is a host's own view, from its record's addresses by network:
+// every declared network it lists addresses under, and every network whose
+// ranges hold one of its addresses. It is what `hostview` gives a query
+// from one of the host's addresses, and what `local` gives loopback
+// clients of the local host.
+func hostView(nets []network, addrs map[string][]netip.Addr) viewSet {
+	var v viewSet
+	for i, n := range nets {
+		if len(addrs[n.name]) > 0 {
+			v |= 1 << uint(i)
+		}
+	}
+	for _, ips := range addrs {
+		v |= networksOf(nets, ips)
+	}
+	return v
+}
+
 // networksOf is the set of networks an address list falls in: used for
 // `local`, where the local host's view is wherever its own addresses are.
 func networksOf(nets []network, addrs []netip.Addr) viewSet {

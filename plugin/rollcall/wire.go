@@ -281,10 +281,13 @@ func (pk *packer) addrsAll(sec int, o owner, ips []netip.Addr, ttl uint32) {
 
 // srv writes an SRV record with target <host>.<svc>.<zone>, uncompressed
 // as RFC 2782 asks, and returns the target's offset (for the additional
-// records it owns) or -1 when it did not fit.
-func (pk *packer) srv(sec int, o owner, port uint16, host string, svc, zone []byte, ttl uint32) int {
+// records it owns) or -1 when it did not fit. Every record has priority 10,
+// so clients spread load over all targets by weight: 10 for a passing
+// instance, 1 for a warning one (registry.State.Weight).
+func (pk *packer) srv(sec int, o owner, port, weight uint16, host string, svc, zone []byte, ttl uint32) int {
 	start, rdlen := pk.rr(o, dns.TypeSRV, ttl)
-	pk.b = append(pk.b, 0, 10, 0, 10) // priority 10, weight 10: clients spread load
+	pk.b = append(pk.b, 0, 10) // priority
+	pk.b = binary.BigEndian.AppendUint16(pk.b, weight)
 	pk.b = binary.BigEndian.AppendUint16(pk.b, port)
 	target := len(pk.b)
 	pk.b = appendLabel(pk.b, host)

@@ -172,6 +172,12 @@ func TestQueryPathAllocs(t *testing.T) {
 		{"web-master." + zInfra, dns.TypeA},
 		{"web-master." + zInfra, dns.TypeTXT},
 		{"_http._tcp.web." + zInfra, dns.TypeSRV},
+		{"st." + zInfra, dns.TypeSRV},       // weights by state
+		{"h3.st." + zInfra, dns.TypeTXT},    // state=critical
+		{"down." + zInfra, dns.TypeA},       // failing open, counted
+		{"a.st." + zInfra, dns.TypeA},       // shard of served instances
+		{"drained." + zInfra, dns.TypeA},    // nothing served: NODATA
+		{"p2.maint." + zInfra, dns.TypeTXT}, // state=maintenance
 		{"nothing." + zInfra, dns.TypeA},
 		{zInfra, dns.TypeSOA},
 	} {

@@ -41,17 +41,17 @@ type devProc struct {
 }
 
 type devPorts struct {
-	etcd, peer, dns int
+	etcd, peer, dns, http int
 }
 
 func newDevPorts(t *testing.T) devPorts {
-	return devPorts{etcd: testkit.FreePort(t), peer: testkit.FreePort(t), dns: testkit.FreePort(t)}
+	return devPorts{etcd: testkit.FreePort(t), peer: testkit.FreePort(t), dns: testkit.FreePort(t), http: testkit.FreePort(t)}
 }
 
 func (p devPorts) args(dataDir string) []string {
 	return []string{"dev", "-data-dir", dataDir,
 		"-etcd-port", strconv.Itoa(p.etcd), "-etcd-peer-port", strconv.Itoa(p.peer),
-		"-dns-addr", "127.0.0.1:" + strconv.Itoa(p.dns)}
+		"-dns-addr", "127.0.0.1:" + strconv.Itoa(p.dns), "-http-addr", "127.0.0.1:" + strconv.Itoa(p.http)}
 }
 
 // startDev starts `rollcall dev` with extra flags and environment, and
@@ -150,6 +150,7 @@ func TestDevEndToEnd(t *testing.T) {
 		fmt.Sprintf("dig @127.0.0.1 -p %d demo.infra.example.com", ports.dns),
 		"etcdctl --endpoints " + d.endpoint + " get --prefix /rollcall/",
 		"ls -endpoints " + d.endpoint,
+		fmt.Sprintf("Status page: http://127.0.0.1:%d/", ports.http),
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
@@ -283,6 +284,7 @@ func TestDevPortTaken(t *testing.T) {
 		{name: "etcd peer port", netw: "tcp", port: func(p devPorts) int { return p.peer }, flag: "-etcd-peer-port", where: "etcd peer"},
 		{name: "DNS port over UDP", netw: "udp", port: func(p devPorts) int { return p.dns }, flag: "-dns-addr", where: "DNS (UDP)"},
 		{name: "DNS port over TCP", netw: "tcp", port: func(p devPorts) int { return p.dns }, flag: "-dns-addr", where: "DNS (TCP)"},
+		{name: "HTTP port", netw: "tcp", port: func(p devPorts) int { return p.http }, flag: "-http-addr", where: "HTTP API and status page"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +42,8 @@ func tourYAML(t *testing.T) string {
 // TestTour follows docs/TOUR.md: a unit registered by `rollcall dev
 // -services-config tour.yml` appears in DNS when started and vanishes when
 // killed; two `rollcall elect demo` take turns as master, and the master
-// name's term grows when the first one stops.
+// name's term grows when the first one stops; the status page shows the
+// master changes and a unit started again.
 func TestTour(t *testing.T) {
 	sd := testkit.StartSystemd(t)
 	sd.WriteUnit("web.service", testkit.SleepUnit)
@@ -48,7 +51,8 @@ func TestTour(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(tourYAML(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDev(t, filepath.Join(t.TempDir(), "dev"), newDevPorts(t), []string{"-services-config", cfgPath}, sd.Env())
+	ports := newDevPorts(t)
+	d := startDev(t, filepath.Join(t.TempDir(), "dev"), ports, []string{"-services-config", cfgPath}, sd.Env())
 	defer d.interrupt(t)
 
 	rcode := func(name string, qtype uint16) int {
@@ -180,5 +184,37 @@ func TestTour(t *testing.T) {
 		testkit.Eventually(t, time.Minute, "demo-master TXT never showed the new term", func() bool {
 			return strings.Contains(masterTXT(), fmt.Sprintf("term=%d", second))
 		})
+	})
+
+	t.Run("the status page follows a unit", func(t *testing.T) {
+		page := fmt.Sprintf("http://127.0.0.1:%d/", ports.http)
+		get := func(url string) string {
+			resp, err := http.Get(url)
+			if err != nil {
+				return err.Error()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		// The candidates of the step before have resigned: the page shows
+		// their terms among the recent changes.
+		if body := get(page); !strings.Contains(body, `id="svc-demo"`) || !strings.Contains(body, "became master, term") {
+			t.Errorf("status page lacks demo and its master changes:\n%s", body)
+		}
+		sd.Systemctl("start", "web.service")
+		testkit.Eventually(t, time.Minute, "web never appeared on the status page", func() bool {
+			return strings.Contains(get(page), `id="svc-web"`)
+		})
+		var svc struct {
+			Instances []struct {
+				Ports []struct {
+					Port int `json:"port"`
+				} `json:"ports"`
+			} `json:"instances"`
+		}
+		if err := json.Unmarshal([]byte(get(page+"v1/services/web")), &svc); err != nil || len(svc.Instances) != 1 || len(svc.Instances[0].Ports) != 1 || svc.Instances[0].Ports[0].Port != 8080 {
+			t.Errorf("/v1/services/web: %+v (%v), want one instance with port 8080", svc, err)
+		}
 	})
 }

@@ -13,6 +13,11 @@
 //	user <host>                   roles rollcall-host-<host>, rollcall-reader
 //	user rollcall-dns             role  rollcall-reader          (the CoreDNS plugin)
 //
+// No role grants writes to P/maintenance/: maintenance records are an
+// operator's decision (`rollcall maint`, run with root's credentials), and a
+// host must not be able to put itself, or another host, in or out of it. The
+// reader role lets everyone read them.
+//
 // Users have no password: with client-certificate auth, etcd takes the user
 // name from the certificate's common name, so host1's agent presents a
 // certificate with CN=host1 (deploy/certs.md).
