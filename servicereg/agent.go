@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rollcall/rollcall/internal/etcdconn"
+	healthcheck "github.com/rollcall/rollcall/internal/health"
 )
 
 // Options change how an Agent runs beyond its Config.
@@ -49,6 +50,16 @@ type Agent struct {
 
 	// refused is the main loop's record of etcd refusals (denied.go).
 	refused *refusals
+	// monitor runs the health checks of the services whose units are
+	// active; the main loop Sets and Removes them (keeper.go).
+	monitor *healthcheck.Monitor
+	// monitored is what the main loop gave the monitor: each checked
+	// service's checks, while its unit is active. Main loop only.
+	monitored map[string]Checks
+	// book decides which health each record carries (healthstate.go).
+	// Main loop only.
+	book  *stateBook
+	maint maintenanceBook
 
 	resyncEvery time.Duration
 	detectEvery time.Duration
@@ -62,6 +73,14 @@ type Agent struct {
 	watcher   *unitWatcher
 	running   chan struct{} // closed when Run starts: Reload then reaches the loop
 
+	// recompute (cap 1): the health of a service or a maintenance record
+	// changed, or a timer of the desired state ran out (min_active, a token
+	// of the state-write limit, a maintenance's end): the desired state is
+	// built again, and etcd written only when the records changed.
+	recompute    chan struct{}
+	rewatchMaint chan struct{} // cap 1: the host's maintenance keys moved (reload)
+	controlMoved chan struct{} // cap 1: the control path may have changed (reload)
+
 	mu         sync.Mutex
 	cfg        *Config
 	units      map[string]UnitState // by unit name, as systemd last said
@@ -69,6 +88,20 @@ type Agent struct {
 	detected   []netip.Addr
 	detectErr  string // last detection error, logged once
 	rotate     bool   // host, prefix or TTL changed: start over on a new lease
+	// activeSince is when the agent saw each present unit become present:
+	// min_active counts from then.
+	activeSince map[string]time.Time
+	// drained: services drained for their unit's current activation
+	// (drain.go). drainGen counts drains and undrains; a desired state
+	// carries the count it was built at, and writtenGen/writtenAt are the
+	// count and the time of the last one written (written is closed then).
+	drained    map[string]bool
+	drainGen   uint64
+	writtenGen uint64
+	writtenAt  time.Time
+	written    chan struct{}
+	// view is each service's status as the main loop last built it.
+	view map[string]instanceView
 }
 
 // New checks cfg (filling in defaults as LoadConfig does) and opts and
@@ -106,7 +139,23 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		cfg:         &c,
 		units:       map[string]UnitState{},
 		unitsKnown:  opts.NoSystemd,
+
+		recompute:    make(chan struct{}, 1),
+		rewatchMaint: make(chan struct{}, 1),
+		controlMoved: make(chan struct{}, 1),
+		monitored:    map[string]Checks{},
+		book:         newStateBook(c.StateWriteRate, c.StateWriteBurst),
+		activeSince:  map[string]time.Time{},
+		drained:      map[string]bool{},
+		written:      make(chan struct{}),
+		view:         map[string]instanceView{},
 	}
+	a.monitor = healthcheck.NewMonitor(healthcheck.Options{
+		MaxConcurrent: c.CheckConcurrency,
+		OnChange:      func(string) { a.recomputeSoon() },
+		Logger:        a.log,
+		Registerer:    a.m.reg,
+	})
 	a.health = &health{window: 2 * c.TTL}
 	a.refused = newRefusals(a.m.reg)
 	if a.health.window < 10*time.Second {
@@ -219,12 +268,20 @@ func (a *Agent) Reload(cfg *Config) error {
 		a.log.Warn("etcd and systemd settings change only at restart; keeping the running ones")
 		c.Etcd, c.Systemd = old.Etcd, old.Systemd
 	}
+	if c.CheckConcurrency != old.CheckConcurrency {
+		// The monitor's cap is fixed when it is made.
+		a.log.Warn("check_concurrency changes only at restart; keeping the running one", "check_concurrency", old.CheckConcurrency)
+		c.CheckConcurrency = old.CheckConcurrency
+	}
 	if c.Host != old.Host || c.Prefix != old.Prefix || c.TTL != old.TTL {
 		a.rotate = true
-		select {
-		case a.rewatch <- struct{}{}:
-		default:
-		}
+		signal(a.rewatch)
+	}
+	if c.Host != old.Host || c.Prefix != old.Prefix {
+		signal(a.rewatchMaint)
+	}
+	if c.Control != old.Control {
+		signal(a.controlMoved)
 	}
 	a.cfg = &c
 	a.mu.Unlock()
@@ -236,9 +293,18 @@ func (a *Agent) Reload(cfg *Config) error {
 	return nil
 }
 
-func (a *Agent) pokeLoop() {
+func (a *Agent) pokeLoop() { signal(a.poke) }
+
+// recomputeSoon asks the main loop to build the desired state again; it
+// writes etcd only if the records changed (a health change waiting for the
+// rate limit changes none). It never blocks: the health monitor calls it.
+func (a *Agent) recomputeSoon() { signal(a.recompute) }
+
+// signal sends on a channel of capacity 1 unless a signal is pending
+// already.
+func signal(ch chan struct{}) {
 	select {
-	case a.poke <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -251,9 +317,10 @@ func (a *Agent) unitsReported(states map[string]UnitState, full bool) {
 	defer a.mu.Unlock()
 	changed := !a.unitsKnown
 	if full {
-		for u := range a.units {
+		for u, old := range a.units {
 			if _, ok := states[u]; !ok {
 				delete(a.units, u)
+				a.presenceMoved(u, Present(old), false)
 				changed = true
 			}
 		}
@@ -266,6 +333,7 @@ func (a *Agent) unitsReported(states map[string]UnitState, full bool) {
 		}
 		changed = true
 		a.units[u] = st
+		a.presenceMoved(u, had && Present(old), Present(st))
 		switch {
 		case st.LoadState == "not-found" && (!had || old.LoadState != "not-found"):
 			a.log.Warn("unit not found; its service counts as absent", "unit", u)
@@ -282,6 +350,24 @@ func (a *Agent) unitsReported(states map[string]UnitState, full bool) {
 	}
 	if changed {
 		a.pokeLoop()
+	}
+}
+
+// presenceMoved notes a unit's change of presence: min_active counts from
+// when it became present, and a drain lasts only while it stays so (the
+// next start of the unit is served again). a.mu is held.
+func (a *Agent) presenceMoved(unit string, was, is bool) {
+	switch {
+	case is && !was:
+		a.activeSince[unit] = time.Now()
+	case was && !is:
+		delete(a.activeSince, unit)
+		for _, s := range a.cfg.Services {
+			if s.Unit == unit && a.drained[s.Name] {
+				delete(a.drained, s.Name)
+				a.log.Info("drain ended: the unit stopped", "service", s.Name, "unit", unit)
+			}
+		}
 	}
 }
 
@@ -307,6 +393,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.detectOnce()
 	wg.Go(func() { a.detectLoop(ctx) })
 	wg.Go(func() { a.watchOwn(ctx) })
+	wg.Go(func() { a.watchMaintenance(ctx) })
+	wg.Go(func() {
+		if err := a.monitor.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("health checks stopped", "err", err)
+		}
+	})
 	a.keep(ctx)
 	cancel()
 	wg.Wait()

@@ -31,10 +31,10 @@ func (h *recordingHook) leaseChanged(_ context.Context, id clientv3.LeaseID) {
 	}
 }
 
-func (h *recordingHook) presenceChanged(_ context.Context, svc Service, present bool) {
+func (h *recordingHook) inServiceChanged(_ context.Context, svc Service, in bool, _ string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.calls = append(h.calls, fmt.Sprintf("%s present=%v", svc.Name, present))
+	h.calls = append(h.calls, fmt.Sprintf("%s present=%v", svc.Name, in))
 }
 
 func (h *recordingHook) saw(call string) bool {

@@ -11,19 +11,36 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	healthcheck "github.com/rollcall/rollcall/internal/health"
 	"github.com/rollcall/rollcall/registry"
 )
 
 // desiredState is what the agent should hold in etcd at one moment, built
-// from its inputs (config, unit states, detected addresses) by pure
-// functions: the records, and what they were built from.
+// from its inputs (config, unit states, detected addresses, health,
+// drains, maintenance) by pure functions: the records, and what they were
+// built from.
 type desiredState struct {
-	cfg     *Config
-	keys    registry.Keys
-	svcs    map[string]Service // configured and static, by name
+	cfg  *Config
+	keys registry.Keys
+	svcs map[string]Service // configured and static, by name
+	// present: the services that have a record (their unit is active and
+	// has been for min_active; static ones always).
 	present map[string]bool
-	addrs   registry.Addrs
-	records map[string]string // key -> JSON value
+	// health is the health each present service's record carries.
+	health map[string]instanceHealth
+	// inService: the present services that are passing or warning and not
+	// in maintenance; these campaign for master (master.go). why says, for
+	// every other service, why it does not.
+	inService map[string]bool
+	why       map[string]string
+	addrs     registry.Addrs
+	records   map[string]string // key -> JSON value
+	// recheckAt: the desired state changes by itself then (a unit reaches
+	// min_active, a token of the state-write limit is due, a maintenance
+	// ends); zero: never.
+	recheckAt time.Time
+	// gen is the drain generation it was built at (drain.go).
+	gen uint64
 	// rotate: the host, prefix or TTL changed since the last desired state,
 	// so the held lease is given up (keeperState.setDesired).
 	rotate bool
@@ -33,38 +50,200 @@ type desiredState struct {
 	complete bool
 }
 
-// computeDesired builds the desired state from the agent's inputs now.
-func (a *Agent) computeDesired() (desiredState, error) {
+// computeDesired builds the desired state from the agent's inputs at now.
+// Main loop only: it moves the health monitor and the state book.
+func (a *Agent) computeDesired(now time.Time) (desiredState, error) {
 	a.mu.Lock()
 	cfg := a.cfg
 	units := maps.Clone(a.units)
+	for u, st := range units {
+		if _, seen := a.activeSince[u]; Present(st) && !seen {
+			a.activeSince[u] = now // never left without a start (presenceMoved sets it)
+		}
+	}
+	since := maps.Clone(a.activeSince)
 	detected := a.detected
 	rotate := a.rotate
 	a.rotate = false
 	complete := a.unitsKnown || len(cfg.Services) == 0
+	gen := a.drainGen
+	drained := map[string]bool{}
+	for name := range a.drained {
+		if _, ok := a.serviceNamed(name); ok {
+			drained[name] = true
+		} else {
+			delete(a.drained, name) // the service left the config
+		}
+	}
 	a.mu.Unlock()
+	maintKnown, maint := a.maint.snapshot()
 
-	want := desiredState{cfg: cfg, keys: cfg.Keys(), svcs: map[string]Service{}, rotate: rotate, complete: complete}
+	want := desiredState{cfg: cfg, keys: cfg.Keys(), svcs: map[string]Service{}, rotate: rotate, complete: complete, gen: gen}
 	all := append(slices.Clone(cfg.Services), a.opts.Static...)
 	for _, svc := range all {
 		want.svcs[svc.Name] = svc
 	}
-	want.present = presentServices(cfg.Services, a.opts.Static, units)
+	active := presentServices(cfg.Services, a.opts.Static, units)
+	a.syncMonitor(all, active)
+
+	// Registration: active, and for min_active.
+	static := map[string]bool{}
+	for _, s := range a.opts.Static {
+		static[s.Name] = true
+	}
+	want.present = map[string]bool{}
+	minActiveEnd := map[string]time.Time{}
+	for _, svc := range all {
+		if !active[svc.Name] {
+			continue
+		}
+		if !static[svc.Name] {
+			if end, waiting := minActiveWait(svc.MinActive, since[svc.Unit], now); waiting {
+				minActiveEnd[svc.Name] = end
+				want.recheckAt = earliest(want.recheckAt, end)
+				continue
+			}
+		}
+		want.present[svc.Name] = true
+	}
+
+	// Health: observed, then paced by the state book.
+	obs := make(map[string]observedHealth, len(want.present))
+	for name := range want.present {
+		st, reason, known := a.monitor.State(name)
+		obs[name] = observeHealth(drained[name], len(want.svcs[name].Checks) > 0, st, reason, known)
+	}
+	a.book.setLimit(now, cfg.StateWriteRate, cfg.StateWriteBurst)
+	upd := a.book.update(now, obs)
+	want.recheckAt = earliest(want.recheckAt, upd.wakeAt)
+	a.m.stateWrites.Add(float64(len(upd.changed)))
+	a.m.stateWritesDelayed.Add(float64(len(upd.delayed)))
+	want.health = make(map[string]instanceHealth, len(want.present))
+	for name := range want.present {
+		want.health[name], _ = a.book.health(name)
+	}
+
+	// Elections: in service, and not in maintenance.
+	want.recheckAt = earliest(want.recheckAt, nextMaintenanceEnd(maint, now))
+	want.inService, want.why = map[string]bool{}, map[string]string{}
+	for _, svc := range all {
+		m, _ := maintenanceFor(maint, svc.Name, now)
+		h := want.health[svc.Name]
+		switch {
+		case !active[svc.Name]:
+			want.why[svc.Name] = "unit not active"
+		case !want.present[svc.Name]:
+			want.why[svc.Name] = "waiting for min_active"
+		case !h.State.InService():
+			want.why[svc.Name] = "instance " + string(h.State)
+		case !maintKnown:
+			want.why[svc.Name] = "maintenance records not read yet"
+		case m != nil:
+			want.why[svc.Name] = "in maintenance: " + m.Reason
+		default:
+			want.inService[svc.Name] = true
+		}
+	}
+
 	want.addrs = SortAddrs(detected, cfg.Networks, cfg.Addrs)
 	a.m.unitPresent.Reset()
 	for _, svc := range cfg.Services {
 		v := 0.0
-		if want.present[svc.Name] {
+		if active[svc.Name] {
 			v = 1
 		}
 		a.m.unitPresent.WithLabelValues(svc.Name, svc.Unit).Set(v)
 	}
-	records, err := desiredRecords(want.keys, cfg.Host, want.addrs, all, want.present)
+	a.m.setInstanceStates(want.health)
+	a.setView(now, want, active, drained, minActiveEnd, maint, obs)
+	records, err := desiredRecords(want.keys, cfg.Host, want.addrs, all, want.health)
 	if err != nil {
 		return want, err
 	}
 	want.records = records
 	return want, nil
+}
+
+// minActiveWait returns when a unit active since since has been so for
+// minActive, and whether that is still to come at now. since is when the
+// agent saw the unit become active: for a unit already active when the
+// agent started, its first read, so a running unit waits min_active once
+// more after an agent restart, and a crashing one never less (zero since
+// counts from now for the same reason).
+func minActiveWait(minActive time.Duration, since, now time.Time) (end time.Time, waiting bool) {
+	if minActive <= 0 {
+		return time.Time{}, false
+	}
+	if since.IsZero() {
+		return now.Add(minActive), true
+	}
+	end = since.Add(minActive)
+	return end, now.Before(end)
+}
+
+// syncMonitor gives the health monitor the checks of every checked service
+// whose unit is active, and takes away the rest. A unit that stops takes
+// its checks with it, so that its next start begins critical, as a new
+// instance does; a reload that keeps a service's checks (Equal) keeps
+// their state. Main loop only.
+func (a *Agent) syncMonitor(all []Service, active map[string]bool) {
+	keep := map[string]bool{}
+	for _, svc := range all {
+		if !active[svc.Name] || len(svc.Checks) == 0 {
+			continue
+		}
+		keep[svc.Name] = true
+		if old, ok := a.monitored[svc.Name]; ok && slices.EqualFunc(old, svc.Checks, healthcheck.Spec.Equal) {
+			continue
+		}
+		a.monitor.Set(svc.Name, svc.Checks)
+		a.monitored[svc.Name] = svc.Checks
+	}
+	for name := range a.monitored {
+		if !keep[name] {
+			a.monitor.Remove(name)
+			delete(a.monitored, name)
+		}
+	}
+}
+
+// setView stores each service's status for Status (status.go).
+func (a *Agent) setView(now time.Time, want desiredState, active, drained map[string]bool, minActiveEnd map[string]time.Time,
+	maint map[string]registry.Maintenance, obs map[string]observedHealth) {
+	view := make(map[string]instanceView, len(want.svcs))
+	for name, svc := range want.svcs {
+		v := instanceView{InstanceStatus: InstanceStatus{
+			Service: name, Unit: svc.Unit, Active: active[name], Registered: want.present[name],
+			Drained: drained[name], InService: want.inService[name], MasterElection: svc.MasterElection,
+		}}
+		if end, ok := minActiveEnd[name]; ok {
+			v.MinActiveLeft, v.minActiveEnd = end.Sub(now), end
+		}
+		if h, ok := want.health[name]; ok {
+			v.State, v.Since, v.Reason = h.State, h.Since, h.Reason
+			if o := obs[name]; a.book.pending(name) && (o.State != h.State || o.Reason != h.Reason) {
+				v.Pending = &PendingState{State: o.State, Reason: o.Reason}
+			}
+		}
+		if m, scope := maintenanceFor(maint, name, now); m != nil {
+			v.Maintenance = &MaintenanceStatus{Scope: scope, Maintenance: *m}
+		}
+		view[name] = v
+	}
+	a.mu.Lock()
+	a.view = view
+	a.mu.Unlock()
+}
+
+// earliest returns the earlier of two times, zero meaning never.
+func earliest(x, y time.Time) time.Time {
+	switch {
+	case x.IsZero():
+		return y
+	case y.IsZero() || x.Before(y):
+		return x
+	}
+	return y
 }
 
 // keep is the agent's main loop. It owns the lease: it grants one, keeps it
@@ -78,6 +257,7 @@ func (a *Agent) keep(ctx context.Context) {
 	l := &keepLoop{a: a, state: newKeeperState(), stopRenewals: func() {}}
 	verify := time.NewTicker(a.resyncEvery)
 	defer verify.Stop()
+	defer l.recheck.stop()
 	for ctx.Err() == nil {
 		if l.state.stale {
 			l.refreshDesired(ctx)
@@ -97,6 +277,8 @@ func (a *Agent) keep(ctx context.Context) {
 			case <-ctx.Done():
 			case <-a.poke:
 				l.state.inputsChanged()
+			case <-a.recompute:
+				l.state.inputsChanged()
 			}
 			continue
 		}
@@ -104,6 +286,10 @@ func (a *Agent) keep(ctx context.Context) {
 		case <-ctx.Done():
 		case <-a.poke:
 			l.state.inputsChanged()
+		case <-a.recompute:
+			l.state.recompute()
+		case <-l.recheck.C():
+			l.state.recompute()
 		case <-verify.C:
 			l.state.inputsChanged()
 		case <-l.retry:
@@ -128,6 +314,43 @@ type keepLoop struct {
 	renewals     <-chan *clientv3.LeaseKeepAliveResponse
 	stopRenewals context.CancelFunc
 	retry        <-chan time.Time // fires when a retry is due; nil when none is pending
+	// recheck fires when the desired state changes by itself
+	// (desiredState.recheckAt).
+	recheck alarm
+}
+
+// alarm is a timer set to one moment at a time; its zero value is unset.
+type alarm struct {
+	t  *time.Timer
+	at time.Time
+}
+
+// set arms the alarm for at (zero: disarms it).
+func (al *alarm) set(at time.Time) {
+	if at.Equal(al.at) {
+		return
+	}
+	al.stop()
+	al.at = at
+	if !at.IsZero() {
+		al.t = time.NewTimer(time.Until(at))
+	}
+}
+
+func (al *alarm) stop() {
+	if al.t != nil {
+		al.t.Stop()
+		al.t = nil
+	}
+	al.at = time.Time{}
+}
+
+// C is the channel that fires; nil (never fires) while unset.
+func (al *alarm) C() <-chan time.Time {
+	if al.t == nil {
+		return nil
+	}
+	return al.t.C
 }
 
 // refreshDesired builds the desired state again, tells the hooks what
@@ -135,13 +358,15 @@ type keepLoop struct {
 // or TTL changed.
 func (l *keepLoop) refreshDesired(ctx context.Context) {
 	a := l.a
-	want, err := a.computeDesired()
+	want, err := a.computeDesired(time.Now())
+	l.recheck.stop() // it fired, or it is set again below
 	if err != nil {
 		// Normalize checked every input; this is a bug, not a state.
 		a.log.Error("cannot build the desired records", "err", err)
 		l.state.desiredUnavailable()
 		return
 	}
+	l.recheck.set(want.recheckAt)
 	prev := l.state.want
 	revoke := l.state.setDesired(want)
 	a.observe(ctx, prev, want)
@@ -197,6 +422,7 @@ func (l *keepLoop) writeDesired(ctx context.Context) {
 			a.log.Info("deregistered", "service", name, "host", want.cfg.Host)
 		}
 		a.m.registered.Set(float64(done.present))
+		a.noteWritten(want.gen, time.Now())
 		if want.complete {
 			a.readyOnce.Do(func() { close(a.ready) })
 		}
@@ -273,9 +499,10 @@ func (l *keepLoop) shutdown(ctx context.Context) {
 // leaseHex is a lease ID as etcdctl prints it.
 func leaseHex(id clientv3.LeaseID) string { return fmt.Sprintf("%x", int64(id)) }
 
-// observe logs changes of the host's addresses and tells the hooks about
-// services that became present or absent; prev.cfg is nil before the first
-// desired state.
+// observe logs changes of the host's addresses and of instance states, and
+// tells the hooks about services that came into service or left it
+// (present, passing or warning, not in maintenance); prev.cfg is nil
+// before the first desired state.
 func (a *Agent) observe(ctx context.Context, prev, cur desiredState) {
 	if prev.cfg == nil || !equalAddrs(prev.addrs, cur.addrs) {
 		count := 0
@@ -289,6 +516,15 @@ func (a *Agent) observe(ctx context.Context, prev, cur desiredState) {
 			a.log.Info("host addresses", "addrs", fmt.Sprint(cur.addrs))
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(cur.health)) {
+		was, had := prev.health[name]
+		is := cur.health[name]
+		if had && was.State != is.State {
+			a.log.Info("instance state", "service", name, "state", is.State, "was", was.State, "reason", is.Reason)
+		} else if !had && is.State != registry.StatePassing {
+			a.log.Info("instance state", "service", name, "state", is.State, "reason", is.Reason)
+		}
+	}
 	if len(a.hooks) == 0 {
 		return
 	}
@@ -299,16 +535,17 @@ func (a *Agent) observe(ctx context.Context, prev, cur desiredState) {
 		}
 	}
 	for _, name := range names {
-		was, is := prev.present[name], cur.present[name]
+		was, is := prev.inService[name], cur.inService[name]
 		if was == is {
 			continue
 		}
 		svc, ok := cur.svcs[name]
+		why := cur.why[name]
 		if !ok {
-			svc = prev.svcs[name]
+			svc, why = prev.svcs[name], "removed from the config"
 		}
 		for _, h := range a.hooks {
-			h.presenceChanged(ctx, svc, is)
+			h.inServiceChanged(ctx, svc, is, why)
 		}
 	}
 }

@@ -94,11 +94,24 @@ func (s *keeperState) inputsChanged() {
 	s.stale, s.dirty = true, true
 }
 
-// setDesired takes a newly built desired state. One that changes the host,
-// prefix or TTL (rotate) ends the held lease: its keys would stay under the
-// old host or prefix, or live by the old TTL. setDesired returns that lease
-// for the loop to revoke (0: none); a new one is granted next.
+// recompute: something that only some records depend on changed (a
+// service's health, a maintenance record) or a timer of the desired state
+// ran out. The desired state is built again, and reconciled only when its
+// records differ (setDesired): a health change that waits for the rate
+// limit costs no etcd request.
+func (s *keeperState) recompute() {
+	s.stale = true
+}
+
+// setDesired takes a newly built desired state. Records that differ from
+// the last desired state's make a reconcile due. One that changes the
+// host, prefix or TTL (rotate) ends the held lease: its keys would stay
+// under the old host or prefix, or live by the old TTL. setDesired returns
+// that lease for the loop to revoke (0: none); a new one is granted next.
 func (s *keeperState) setDesired(want desiredState) (revoke clientv3.LeaseID) {
+	if !maps.Equal(s.want.records, want.records) {
+		s.dirty = true
+	}
 	s.want, s.stale = want, false
 	if want.rotate && s.lease != 0 {
 		revoke = s.lease

@@ -277,3 +277,52 @@ func TestRecordChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestKeeperRecompute: a state built again after a health change or a
+// timer is reconciled only when its records differ.
+func TestKeeperRecompute(t *testing.T) {
+	s := newKeeperState()
+	s.setDesired(wantOf(10*time.Second, "web"))
+	s.granted(1)
+	s.written()
+	if s.next() != stepWait {
+		t.Fatalf("after the write: %v", s.next())
+	}
+	s.recompute()
+	if !s.stale || s.dirty {
+		t.Fatalf("recompute: stale %v dirty %v, want stale and clean", s.stale, s.dirty)
+	}
+	s.setDesired(wantOf(10*time.Second, "web"))
+	if s.next() != stepWait {
+		t.Fatalf("same records rebuilt: %v, want wait", s.next())
+	}
+	s.recompute()
+	s.setDesired(wantOf(10*time.Second, "web", "demo"))
+	if s.next() != stepReconcile {
+		t.Fatalf("changed records: %v, want reconcile", s.next())
+	}
+}
+
+func TestMinActiveWait(t *testing.T) {
+	now := time.Unix(1000, 0)
+	cases := []struct {
+		name    string
+		min     time.Duration
+		since   time.Time
+		end     time.Time
+		waiting bool
+	}{
+		{name: "no min_active", min: 0, since: now},
+		{name: "just started", min: 2 * time.Second, since: now.Add(-time.Second), end: now.Add(time.Second), waiting: true},
+		{name: "long enough", min: 2 * time.Second, since: now.Add(-2 * time.Second), end: now},
+		{name: "start not seen: from now", min: 2 * time.Second, end: now.Add(2 * time.Second), waiting: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			end, waiting := minActiveWait(c.min, c.since, now)
+			if !end.Equal(c.end) || waiting != c.waiting {
+				t.Fatalf("got %v %v, want %v %v", end, waiting, c.end, c.waiting)
+			}
+		})
+	}
+}

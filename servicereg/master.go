@@ -20,11 +20,19 @@ import (
 
 // Master elections (docs/DESIGN.md, "Elections and terms"; keys
 // P/elections/<service>/<lease-hex>):
-// a service with master_election campaigns for its master while it is present
-// and the agent holds a lease, on that lease, so that a host that dies or
-// loses etcd drops out of the election with its names. The campaign itself is
-// election.Candidate.Run; this file only starts and stops it from the main
-// loop's presence decisions and runs the on_master/on_standby hooks.
+// a service with master_election campaigns for its master while it is in
+// service (registered, passing or warning, not in maintenance: see
+// presenceHook) and the agent holds a lease, on that lease, so that a host
+// that dies or loses etcd drops out of the election with its names. The
+// campaign itself is election.Candidate.Run; this file only starts and
+// stops it from the main loop's decisions and runs the on_master/on_standby
+// hooks.
+//
+// In service is judged by the state the instance record carries, which
+// the state-write rate limit paces (healthstate.go), not by the checks'
+// latest word: a flapping check then cannot make the host campaign and
+// resign, each an etcd write, faster than it may write its state, and the
+// host campaigns exactly while DNS would serve its instance.
 
 func init() {
 	hookFactories = append(hookFactories, newMasterHook)
@@ -46,15 +54,15 @@ type masterHook struct {
 	master *prometheus.GaugeVec
 
 	lease   clientv3.LeaseID
-	present map[string]Service    // present services with master_election
+	present map[string]Service    // services in service with master_election
 	runs    map[string]*candidacy // the latest candidacy of each service
 	wg      sync.WaitGroup
 }
 
 // candidacy is one service's campaign on one lease.
 type candidacy struct {
-	cancel context.CancelFunc
-	done   chan struct{} // closed once the campaign and its hooks are over
+	cancel context.CancelCauseFunc // its cause says why it ended, for the log
+	done   chan struct{}           // closed once the campaign and its hooks are over
 }
 
 func newMasterHook(a *Agent) (presenceHook, error) {
@@ -69,7 +77,7 @@ func newMasterHook(a *Agent) (presenceHook, error) {
 func (h *masterHook) leaseChanged(ctx context.Context, id clientv3.LeaseID) {
 	h.lease = id
 	for name := range h.runs {
-		h.stop(name)
+		h.stop(name, errLeaseChanged)
 	}
 	if ctx.Err() != nil {
 		// The agent stops: its Run must not return before our goroutines.
@@ -84,24 +92,30 @@ func (h *masterHook) leaseChanged(ctx context.Context, id clientv3.LeaseID) {
 	}
 }
 
-func (h *masterHook) presenceChanged(ctx context.Context, svc Service, present bool) {
-	if !present || !svc.MasterElection {
+// errLeaseChanged ends the candidacies of a lease that was lost or replaced.
+var errLeaseChanged = errors.New("lease changed")
+
+func (h *masterHook) inServiceChanged(ctx context.Context, svc Service, in bool, why string) {
+	if !in || !svc.MasterElection {
 		delete(h.present, svc.Name)
-		h.stop(svc.Name)
+		if why == "" {
+			why = "master_election turned off"
+		}
+		h.stop(svc.Name, errors.New("out of service: "+why))
 		return
 	}
 	h.present[svc.Name] = svc
 	if h.lease != 0 && ctx.Err() == nil {
-		h.stop(svc.Name)
+		h.stop(svc.Name, errors.New("campaigning again"))
 		h.start(ctx, svc)
 	}
 }
 
-// stop cancels the service's candidacy, if any; it winds down (resigning at
-// once) in its own goroutine.
-func (h *masterHook) stop(name string) {
+// stop cancels the service's candidacy, if any, with why as its cause; it
+// winds down (resigning at once) in its own goroutine.
+func (h *masterHook) stop(name string, why error) {
 	if c := h.runs[name]; c != nil {
-		c.cancel()
+		c.cancel(why)
 	}
 }
 
@@ -113,14 +127,14 @@ func (h *masterHook) start(ctx context.Context, svc Service) {
 	if old := h.runs[svc.Name]; old != nil {
 		prev = old.done
 	}
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancelCause(ctx)
 	c := &candidacy{cancel: cancel, done: make(chan struct{})}
 	h.runs[svc.Name] = c
 	cfg := h.a.Config()
 	lease := h.lease
 	h.wg.Go(func() {
 		defer close(c.done)
-		defer cancel()
+		defer cancel(nil)
 		if prev != nil {
 			<-prev
 		}
@@ -196,7 +210,10 @@ func (h *masterHook) lead(cctx context.Context, svc string, l *election.Leadersh
 			reason = err.Error()
 		}
 	case <-cctx.Done():
-		reason = "service absent, lease changed or agent stopping"
+		reason = "agent stopping"
+		if cause := context.Cause(cctx); !errors.Is(cause, context.Canceled) {
+			reason = cause.Error()
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(cctx), etcdOpTimeout)
 		if err := l.Resign(rctx); err != nil {
 			log.Warn("resign failed; the key goes with the lease or the next campaign", "err", err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rollcall/rollcall/registry"
 )
 
 // metrics live on a private registry, so that several agents in one process
@@ -26,6 +28,12 @@ type metrics struct {
 	systemdConnected prometheus.Gauge
 	resyncs          *prometheus.CounterVec
 	addrs            prometheus.Gauge
+
+	stateWrites        prometheus.Counter
+	stateWritesDelayed prometheus.Counter
+	instanceState      *prometheus.GaugeVec
+	maintSkipped       prometheus.Counter
+	controlUp          prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -54,10 +62,39 @@ func newMetrics() *metrics {
 			Help: "Full reads of all watched units, by reason."}, []string{"reason"}),
 		addrs: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "host_addresses",
 			Help: "Addresses in the host record."}),
+		stateWrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "state_writes_total",
+			Help: "Changes of a registered instance's state or reason handed to etcd (first registrations not counted)."}),
+		stateWritesDelayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "state_writes_delayed_total",
+			Help: "State changes that waited for the state-write rate limit (state_write_rate, state_write_burst); a steady rise means a flapping check."}),
+		instanceState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "instance_state",
+			Help: "1 for the state a registered instance's record carries (passing, warning, critical, draining), 0 for the others."}, []string{"service", "state"}),
+		maintSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "maintenance_records_skipped_total",
+			Help: "Maintenance keys or values of this host that were malformed and skipped (they count as no maintenance)."}),
+		controlUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "control_socket_up",
+			Help: "1 while the control socket (drain, undrain, status) is open at the configured path."}),
 	}
 	m.reg.MustRegister(m.registered, m.unitPresent, m.unitNotFound, m.leaseHeld, m.leaseGrants, m.leaseLosses,
-		m.etcdErrors, m.lastWrite, m.systemdConnected, m.resyncs, m.addrs)
+		m.etcdErrors, m.lastWrite, m.systemdConnected, m.resyncs, m.addrs,
+		m.stateWrites, m.stateWritesDelayed, m.instanceState, m.maintSkipped, m.controlUp)
 	return m
+}
+
+// instanceStates are the states instance_state has a series for.
+var instanceStates = []registry.State{registry.StatePassing, registry.StateWarning, registry.StateCritical, registry.StateDraining}
+
+// setInstanceStates sets instance_state to the records' states; services
+// without a record have no series.
+func (m *metrics) setInstanceStates(health map[string]instanceHealth) {
+	m.instanceState.Reset()
+	for name, h := range health {
+		for _, st := range instanceStates {
+			v := 0.0
+			if h.State.Effective() == st {
+				v = 1
+			}
+			m.instanceState.WithLabelValues(name, string(st)).Set(v)
+		}
+	}
 }
 
 // health is what /healthz reports: the lease and how recently etcd answered.
@@ -104,11 +141,13 @@ func (h *health) status(now time.Time) string {
 	return ""
 }
 
-// Handler serves /metrics (Prometheus) and /healthz: 200 "ok" while the
-// lease is held and etcd answered recently, else 503 with the reason.
+// Handler serves /metrics (Prometheus), /healthz: 200 "ok" while the
+// lease is held and etcd answered recently, else 503 with the reason, and
+// /status: the agent's services, their states and checks as JSON (Status).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/status", a.serveStatus)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if reason := a.health.status(time.Now()); reason != "" {

@@ -41,19 +41,22 @@ func presentServices(svcs, static []Service, units map[string]UnitState) map[str
 }
 
 // desiredRecords returns every key the agent should hold in etcd and its
-// value: the host record, and one instance record per present service.
-func desiredRecords(keys registry.Keys, host string, addrs registry.Addrs, svcs []Service, present map[string]bool) (map[string]string, error) {
-	out := make(map[string]string, len(present)+1)
+// value: the host record, and one instance record per registered service
+// (those in health), carrying its state, since and reason.
+func desiredRecords(keys registry.Keys, host string, addrs registry.Addrs, svcs []Service, health map[string]instanceHealth) (map[string]string, error) {
+	out := make(map[string]string, len(health)+1)
 	hv, err := registry.EncodeHost(&registry.Host{Name: host, Addrs: addrs})
 	if err != nil {
 		return nil, fmt.Errorf("host record of %s: %w", host, err)
 	}
 	out[keys.Host(host)] = string(hv)
 	for _, s := range svcs {
-		if !present[s.Name] {
+		h, ok := health[s.Name]
+		if !ok {
 			continue
 		}
-		in := &registry.Instance{Service: s.Name, Host: host, Shard: s.Shard, Ports: s.Ports}
+		in := &registry.Instance{Service: s.Name, Host: host, Shard: s.Shard, Ports: s.Ports,
+			State: h.State, Since: h.Since, Reason: h.Reason}
 		v, err := registry.EncodeInstance(in)
 		if err != nil {
 			return nil, fmt.Errorf("instance record of %s on %s: %w", s.Name, host, err)

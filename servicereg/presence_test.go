@@ -66,15 +66,19 @@ func TestPresentServices(t *testing.T) {
 
 func TestDesiredRecords(t *testing.T) {
 	k := registry.MustKeys("/rc")
-	svcs := []Service{{Name: "web", Shard: "s1", Ports: []registry.Port{{Name: "http", Port: 80, Proto: "tcp"}}}, {Name: "api"}}
+	svcs := []Service{{Name: "web", Shard: "s1", Ports: []registry.Port{{Name: "http", Port: 80, Proto: "tcp"}}}, {Name: "api"}, {Name: "db"}}
 	addrs := registry.Addrs{"public": {netip.MustParseAddr("192.0.2.10")}}
-	got, err := desiredRecords(k, "h1", addrs, svcs, map[string]bool{"web": true})
+	got, err := desiredRecords(k, "h1", addrs, svcs, map[string]instanceHealth{
+		"web": {State: registry.StatePassing, Since: 1700000000},
+		"db":  {State: registry.StateCritical, Since: 1700000005, Reason: "tcp 127.0.0.1:5432: connection refused"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
 		"/rc/hosts/h1/host":         `{"name":"h1","addrs":{"public":["192.0.2.10"]}}`,
-		"/rc/hosts/h1/services/web": `{"service":"web","host":"h1","shard":"s1","ports":[{"name":"http","port":80,"proto":"tcp"}]}`,
+		"/rc/hosts/h1/services/web": `{"service":"web","host":"h1","shard":"s1","ports":[{"name":"http","port":80,"proto":"tcp"}],"state":"passing","since":1700000000}`,
+		"/rc/hosts/h1/services/db":  `{"service":"db","host":"h1","state":"critical","since":1700000005,"reason":"tcp 127.0.0.1:5432: connection refused"}`,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("records %v, want %v", got, want)
@@ -83,5 +87,9 @@ func TestDesiredRecords(t *testing.T) {
 		if got[key] != v {
 			t.Errorf("%s = %s, want %s", key, got[key], v)
 		}
+	}
+	// A record that would not validate is an error, never written.
+	if _, err := desiredRecords(k, "h1", addrs, svcs, map[string]instanceHealth{"web": {State: registry.StatePassing, Reason: "only critical carries one"}}); err == nil {
+		t.Error("a passing record with a reason was built")
 	}
 }

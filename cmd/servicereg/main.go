@@ -1,7 +1,3 @@
-// Command servicereg is rollcall's host agent: it registers this host's
-// active systemd units in etcd (see package servicereg and docs/DESIGN.md,
-// "The agent"). This file only wires flags, signals, sd_notify and the metrics
-// listener around servicereg.Agent.
 package main
 
 import (
@@ -15,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,19 +20,44 @@ import (
 	"github.com/rollcall/rollcall/servicereg"
 )
 
-const usage = `Usage: servicereg [-config FILE] [-check] [-metrics ADDR] [-log-level LEVEL] [-log-format FORMAT]
+const usage = `Usage:
+  servicereg [-config FILE] [-check] [-metrics ADDR] [-log-level LEVEL] [-log-format FORMAT]
+  servicereg drain SERVICE [-wait] [-config FILE] [-socket PATH] [-timeout D]
+  servicereg undrain SERVICE [-config FILE] [-socket PATH] [-timeout D]
+  servicereg status [-json] [-config FILE] [-socket PATH] [-timeout D]
 
 servicereg watches the systemd units named in its config and, while a unit is
-active, keeps that service registered in etcd on the agent's lease.
+active, keeps that service registered in etcd on the agent's lease, with the
+state its health checks give it (passing, warning, critical; draining when
+drained).
 
-Flags:
-  -config FILE       the agent config (default %s); every
+Subcommands talk to the running agent over its control socket (the config's
+control:, default %[2]s; root only);
+each takes -h for its own help.
+  drain SERVICE     take this host's instance of SERVICE out of DNS: its record
+                    turns draining and is never served. With -wait, return
+                    once resolvers have forgotten it: dns_ttl (the DNS answer
+                    TTL) plus 1s after etcd took the change. A drain lasts
+                    until undrain, the unit stops, or the agent restarts.
+  undrain SERVICE   end the drain: the instance's checks decide again
+  status            every service: active, registered, state and since,
+                    drain, maintenance, checks with their last results
+                    (-json: the JSON of the agent's /status)
+
+A graceful stop: the unit's ExecStop drains first, so resolvers forget the
+instance while it still answers, then systemd stops the program. The + runs
+the drain as root whatever the unit's User= is:
+  [Service]
+  ExecStop=+/usr/local/bin/servicereg drain web -wait
+
+Flags of the agent:
+  -config FILE       the agent config (default %[1]s); every
                      services.d/*.yml beside it adds services (each file a YAML
                      list of services)
   -check             load and check the config, print it with every default
                      filled in (YAML), exit 0 when it is valid and 1 when not
-  -metrics ADDR      serve Prometheus /metrics and /healthz on ADDR
-                     (default 127.0.0.1:9353; empty to turn off)
+  -metrics ADDR      serve Prometheus /metrics, /healthz and /status (JSON) on
+                     ADDR (default 127.0.0.1:9353; empty to turn off)
   -log-level LEVEL   debug, info, warn or error (default info)
   -log-format FORMAT text or json (default text)
   -help              this text
@@ -60,7 +82,7 @@ type options struct {
 func parseArgs(args []string, stderr io.Writer) (o options, code int, done bool) {
 	fs := flag.NewFlagSet("servicereg", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(stderr, usage, servicereg.DefaultConfigPath) }
+	fs.Usage = func() { fmt.Fprintf(stderr, usage, servicereg.DefaultConfigPath, servicereg.DefaultControl) }
 	fs.StringVar(&o.cfgPath, "config", servicereg.DefaultConfigPath, "agent config file")
 	fs.BoolVar(&o.check, "check", false, "check the config, print it with defaults and exit")
 	fs.StringVar(&o.metricsAddr, "metrics", "127.0.0.1:9353", "address of /metrics and /healthz; empty turns it off")
@@ -73,13 +95,20 @@ func parseArgs(args []string, stderr io.Writer) (o options, code int, done bool)
 		return o, 2, true
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "servicereg: unexpected argument %q; see servicereg -help\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "servicereg: unexpected argument %q; the subcommands are drain, undrain and status; see servicereg -help\n", fs.Arg(0))
 		return o, 2, true
 	}
 	return o, 0, false
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return sub(ctx, args[1:], stdout, stderr)
+		}
+	}
 	o, code, done := parseArgs(args, stderr)
 	if done {
 		return code
@@ -117,6 +146,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	go handleSignals(ctx, cancel, sigs, agent, o.cfgPath, log)
 	go notifySystemd(ctx, agent, log)
+	// The control socket (drain, undrain, status) lives as long as the
+	// agent runs, and is removed before the process exits.
+	var control sync.WaitGroup
+	control.Go(func() { agent.ServeControl(ctx) })
+	defer control.Wait()
+	defer cancel()
 
 	if err := agent.Run(ctx); err != nil {
 		log.Error("agent stopped", "err", err)
@@ -137,7 +172,8 @@ func printConfig(cfg *servicereg.Config, path string, stdout, stderr io.Writer) 
 	return 0
 }
 
-// serveMetrics serves the agent's /metrics and /healthz on addr until stop.
+// serveMetrics serves the agent's /metrics, /healthz and /status on addr
+// until stop.
 func serveMetrics(agent *servicereg.Agent, addr string, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

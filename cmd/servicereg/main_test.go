@@ -2,17 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/servicereg"
 	"github.com/rollcall/rollcall/test/testkit"
 )
 
@@ -71,13 +77,18 @@ func setup(t *testing.T, ttl string, services string) (*testkit.Etcd, *testkit.S
 	sd.WriteUnit(unit("api"), testkit.SleepUnit)
 	sd.Systemctl("start", unit("web"), unit("api"))
 	p := filepath.Join(t.TempDir(), "servicereg.yml")
-	writeFile(t, p, config(e, ttl, services))
+	writeFile(t, p, config(e, p, ttl, services))
 	return e, sd, p
 }
 
-func config(e *testkit.Etcd, ttl, services string) string {
-	return fmt.Sprintf("host: h1\netcd:\n  endpoints: [%q]\nttl: %s\nsystemd: user\nservices:\n%s", e.ClientURL, ttl, services)
+// config is the config written at path: its control socket sits beside it,
+// so that agents of tests running at the same time never share one.
+func config(e *testkit.Etcd, path, ttl, services string) string {
+	return fmt.Sprintf("host: h1\netcd:\n  endpoints: [%q]\nttl: %s\nsystemd: user\ncontrol: %s\nservices:\n%s", e.ClientURL, ttl, controlOf(path), services)
 }
+
+// controlOf is the control socket of the config at path.
+func controlOf(path string) string { return filepath.Join(filepath.Dir(path), "control.sock") }
 
 func writeFile(t *testing.T, p, body string) {
 	t.Helper()
@@ -128,7 +139,7 @@ func TestSIGHUPReload(t *testing.T) {
 	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
 
 	// api arrives through a services.d file, web leaves the main file.
-	writeFile(t, cfg, config(e, "10s", "  []\n"))
+	writeFile(t, cfg, config(e, cfg, "10s", "  []\n"))
 	if err := os.MkdirAll(filepath.Join(filepath.Dir(cfg), "services.d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +152,14 @@ func TestSIGHUPReload(t *testing.T) {
 	})
 
 	// A bad config is refused and the running one kept.
-	writeFile(t, cfg, config(e, "10s", "  - name: Bad_Name\n"))
+	writeFile(t, cfg, config(e, cfg, "10s", "  - name: Bad_Name\n"))
 	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, wait, "refusal logged", func() bool {
 		return strings.Contains(p.Out.String(), "new config refused, keeping the running one")
 	})
-	if !strings.Contains(p.Out.String(), `servicereg.yml:7: services[0].name`) {
+	if !strings.Contains(p.Out.String(), `servicereg.yml:8: services[0].name`) {
 		t.Errorf("refusal does not name the file and line:\n%s", p.Out.String())
 	}
 	sd.Systemctl("stop", unit("api"))
@@ -229,7 +240,8 @@ func TestHelp(t *testing.T) {
 	if code := run([]string{"-help"}, &out, &out); code != 0 {
 		t.Fatalf("-help exit %d", code)
 	}
-	for _, flag := range []string{"-config", "-check", "-metrics", "-log-level", "-log-format", "SIGHUP", "SIGTERM"} {
+	for _, flag := range []string{"-config", "-check", "-metrics", "-log-level", "-log-format", "SIGHUP", "SIGTERM",
+		"drain SERVICE", "undrain SERVICE", "status", "-wait", "ExecStop=+/usr/local/bin/servicereg drain web -wait", "/status"} {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("-help does not explain %s:\n%s", flag, out.String())
 		}
@@ -241,7 +253,7 @@ func TestNotify(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	cfg := filepath.Join(t.TempDir(), "servicereg.yml")
 	// No services: with systemd unused the agent is ready once the host record is written.
-	writeFile(t, cfg, fmt.Sprintf("host: h1\netcd:\n  endpoints: [%q]\n", e.ClientURL))
+	writeFile(t, cfg, fmt.Sprintf("host: h1\netcd:\n  endpoints: [%q]\ncontrol: %s\n", e.ClientURL, controlOf(cfg)))
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -268,4 +280,194 @@ func TestNotify(t *testing.T) {
 	if !testkit.Exists(t, e.Client(t), keys.Host("h1")) {
 		t.Fatal("READY=1 before the host record was written")
 	}
+}
+
+// TestDrainWait: `servicereg drain web -wait` against the running agent
+// returns no earlier than dns_ttl + 1s after etcd took the draining
+// record, which etcd still holds then; undrain restores it; status shows
+// it; mistakes exit 1 saying what is wrong.
+func TestDrainWait(t *testing.T) {
+	const dnsTTL = 2 * time.Second
+	e, sd, cfg := setup(t, "10s", svc("web"))
+	writeFile(t, cfg, config(e, cfg, "10s", svc("web"))+fmt.Sprintf("dns_ttl: %v\n", dnsTTL))
+	cli := e.Client(t)
+	startBinary(t, cfg, sd.Env())
+	web := keys.Instance("h1", "web")
+	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
+	testkit.Eventually(t, wait, "control socket open", func() bool { _, err := os.Stat(controlOf(cfg)); return err == nil })
+
+	// The key's history, with when each change reached the test.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := cli.Get(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type change struct {
+		at    time.Time
+		value string
+	}
+	changes := make(chan change, 16)
+	wch := cli.Watch(ctx, web, clientv3.WithRev(r.Header.Revision+1))
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				changes <- change{at: time.Now(), value: string(ev.Kv.Value)}
+			}
+		}
+	}()
+
+	// Flags after the service, as in the ExecStop recipe.
+	out, err := testkit.Cmd(t, "servicereg", "drain", "web", "-wait", "-config", cfg).CombinedOutput()
+	returned := time.Now()
+	if err != nil {
+		t.Fatalf("drain -wait: %v\n%s", err, out)
+	}
+	t.Logf("servicereg drain web -wait:\n%s", out)
+	if !strings.Contains(string(out), "web drained at ") || !strings.Contains(string(out), "resolvers forget it by ") {
+		t.Errorf("drain output:\n%s", out)
+	}
+	var drained change
+	select {
+	case drained = <-changes:
+	case <-time.After(wait):
+		t.Fatal("no write of web after the drain")
+	}
+	if !strings.Contains(drained.value, `"state":"draining"`) {
+		t.Fatalf("first write after the drain: %s", drained.value)
+	}
+	// The test received the write a moment after etcd took it; the
+	// quarter second covers that moment on a busy machine, far below the
+	// 1s margin the bound is about.
+	if earliest := drained.at.Add(dnsTTL + time.Second - 250*time.Millisecond); returned.Before(earliest) {
+		t.Fatalf("drain -wait returned at %v, %v after the write reached the test; want at least dns_ttl + 1s (%v)",
+			returned.Format("15:04:05.000"), returned.Sub(drained.at), dnsTTL+time.Second)
+	}
+	if v, _ := kvValue(t, cli, web); !strings.Contains(v, `"state":"draining"`) {
+		t.Fatalf("record when drain -wait returned: %s", v)
+	}
+
+	out, err = testkit.Cmd(t, "servicereg", "status", "-config", cfg).CombinedOutput()
+	t.Logf("servicereg status:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "draining") || !strings.Contains(string(out), "drained") {
+		t.Errorf("status while drained: %v\n%s", err, out)
+	}
+	out, err = testkit.Cmd(t, "servicereg", "undrain", "web", "-config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "web undrained at ") {
+		t.Fatalf("undrain: %v\n%s", err, out)
+	}
+	if v, _ := kvValue(t, cli, web); !strings.Contains(v, `"state":"passing"`) {
+		t.Fatalf("record after undrain returned: %s", v)
+	}
+	out, err = testkit.Cmd(t, "servicereg", "status", "-json", "-socket", controlOf(cfg)).CombinedOutput()
+	var st servicereg.Status
+	if err != nil || json.Unmarshal(out, &st) != nil || len(st.Services) != 1 || st.Services[0].State != registry.StatePassing || st.Services[0].Drained {
+		t.Errorf("status -json after undrain: %v\n%s", err, out)
+	}
+
+	// Mistakes: exit 1 with what is wrong.
+	cmd := testkit.Cmd(t, "servicereg", "drain", "nope", "-config", cfg)
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), `unknown service "nope"; this agent has web`) {
+		t.Errorf("drain of an unknown service: %v\n%s", err, out)
+	}
+	out, err = testkit.Cmd(t, "servicereg", "drain", "web", "-socket", filepath.Join(t.TempDir(), "none.sock")).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "cannot reach the agent") {
+		t.Errorf("drain with no agent: %v\n%s", err, out)
+	}
+	out, err = testkit.Cmd(t, "servicereg", "drain", "-config", cfg).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("drain without a service: %v\n%s", err, out)
+	}
+}
+
+func kvValue(t *testing.T, cli *clientv3.Client, key string) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	if len(r.Kvs) == 0 {
+		return "", false
+	}
+	return string(r.Kvs[0].Value), true
+}
+
+// TestDrainOnStop runs the recipe of deploy/drain.conf: the drop-in's
+// ExecStop drains the service and waits, so the program gets SIGTERM only
+// dns_ttl + 1s after its record left etcd.
+func TestDrainOnStop(t *testing.T) {
+	const dnsTTL = 2 * time.Second
+	e, sd, cfg := setup(t, "10s", svc("web"))
+	writeFile(t, cfg, config(e, cfg, "10s", svc("web"))+fmt.Sprintf("dns_ttl: %v\n", dnsTTL))
+	cli := e.Client(t)
+	termed := filepath.Join(t.TempDir(), "termed")
+	// %% is systemd's escape of %: the program runs date +%s.%N.
+	sd.WriteUnit(unit("web"), fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'trap \"date +%%%%s.%%%%N > %s; exit 0\" TERM; while :; do sleep 0.05; done'\n", termed))
+	dropIn, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "deploy", "drain.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const recipe = "ExecStop=+/usr/local/bin/servicereg drain web -wait"
+	if !strings.Contains(string(dropIn), recipe+"\n") {
+		t.Fatalf("deploy/drain.conf lacks %q", recipe)
+	}
+	ours := strings.Replace(string(dropIn), recipe, fmt.Sprintf("ExecStop=+%s drain web -wait -config %s", testkit.Binary(t, "servicereg"), cfg), 1)
+	dir := filepath.Join(sd.UnitDir, unit("web")+".d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "drain.conf"), ours)
+	sd.Systemctl("daemon-reload")
+	sd.Systemctl("restart", unit("web"))
+
+	startBinary(t, cfg, sd.Env())
+	web := keys.Instance("h1", "web")
+	testkit.Eventually(t, wait, "web registered", func() bool { return testkit.Exists(t, cli, web) })
+	testkit.Eventually(t, wait, "control socket open", func() bool { _, err := os.Stat(controlOf(cfg)); return err == nil })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := cli.Get(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan time.Time, 1)
+	wch := cli.Watch(ctx, web, clientv3.WithRev(r.Header.Revision+1))
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					select {
+					case gone <- time.Now():
+					default:
+					}
+				}
+			}
+		}
+	}()
+	sd.Systemctl("stop", unit("web")) // returns once the unit is stopped
+	var goneAt time.Time
+	select {
+	case goneAt = <-gone:
+	case <-time.After(wait):
+		t.Fatal("web's record not deleted on stop")
+	}
+	b, err := os.ReadFile(termed)
+	if err != nil {
+		t.Fatalf("the program never got SIGTERM: %v", err)
+	}
+	sec, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	termAt := time.Unix(0, int64(sec*1e9))
+	// As in TestDrainWait, a quarter second covers the test's own receipt
+	// of the delete, which trails etcd's.
+	if termAt.Before(goneAt.Add(dnsTTL + time.Second - 250*time.Millisecond)) {
+		t.Fatalf("SIGTERM %v after the record left etcd; want at least dns_ttl + 1s (%v)", termAt.Sub(goneAt), dnsTTL+time.Second)
+	}
+	t.Logf("record gone, SIGTERM %v later", termAt.Sub(goneAt).Round(time.Millisecond))
 }
