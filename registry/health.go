@@ -3,7 +3,9 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -85,6 +87,38 @@ func checkText(what, s string) error {
 		}
 	}
 	return nil
+}
+
+// ReasonText makes any text a valid reason: one line of printable UTF-8
+// (line breaks, tabs and control characters become spaces, runs of blanks
+// one space) of at most MaxReasonLen bytes, cut at a rune with an
+// ellipsis. A writer that puts a check's output into a record uses it, so
+// that a record never fails its own validation on a check's words.
+func ReasonText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	s = b.String()
+	if len(s) <= MaxReasonLen {
+		return s
+	}
+	const more = "…"
+	cut := MaxReasonLen - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
 
 // validateHealth checks an instance's state, since and reason: since is

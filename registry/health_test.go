@@ -123,3 +123,20 @@ func TestMaintenanceKeysAndRecords(t *testing.T) {
 		}
 	}
 }
+
+func TestReasonText(t *testing.T) {
+	if got := ReasonText("line one\n\tline two\x00\x7f \u0085end  "); got != "line one line two end" {
+		t.Errorf("ReasonText: %q", got)
+	}
+	long := ReasonText(strings.Repeat("é", 300))
+	if len(long) > MaxReasonLen || !strings.HasSuffix(long, "…") {
+		t.Errorf("ReasonText of 600 bytes: %d bytes %q", len(long), long)
+	}
+	// Whatever it is given, the record it makes validates.
+	for _, r := range []string{long, "a\nb", "\x7f", "bad\xffutf8\r\n", strings.Repeat("x", 1000)} {
+		in := &Instance{Service: "web", Host: "h1", State: StateCritical, Since: 1, Reason: ReasonText(r)}
+		if _, err := EncodeInstance(in); err != nil {
+			t.Errorf("reason from %.20q: %v", r, err)
+		}
+	}
+}

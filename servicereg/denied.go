@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/rollcall/rollcall/internal/etcdconn"
 	"github.com/rollcall/rollcall/registry"
@@ -45,12 +44,8 @@ func onKey(op, key string, err error) error {
 	return &keyError{op: op, key: key, err: err}
 }
 
-// isDenied reports whether etcd refused the operation for lack of rights:
-// the user may not touch the key, or etcd has no user of that name (with
-// certificate auth, the certificate's CN).
-func isDenied(err error) bool {
-	return errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrUserNotFound)
-}
+// isDenied is etcdconn.IsDenied: a refusal for lack of rights.
+var isDenied = etcdconn.IsDenied
 
 // refusals is the main loop's record of the current refusal. Only the main
 // loop touches it.

@@ -3,9 +3,7 @@ package servicereg
 import (
 	"maps"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -53,10 +51,10 @@ func observeHealth(drained, checked bool, st registry.State, reason string, know
 	if registry.CheckState(o.State) != nil || o.State == registry.StateDraining {
 		// Only the agent drains; anything else from the monitor is a
 		// bug, and critical is the state that serves nobody by mistake.
-		return observedHealth{State: registry.StateCritical, Reason: cleanReason("health monitor reported state " + string(st))}
+		return observedHealth{State: registry.StateCritical, Reason: registry.ReasonText("health monitor reported state " + string(st))}
 	}
 	if o.State == registry.StateCritical {
-		o.Reason = cleanReason(reason)
+		o.Reason = registry.ReasonText(reason)
 		if o.Reason == "" {
 			o.Reason = "a health check failed"
 		}
@@ -64,28 +62,6 @@ func observeHealth(drained, checked bool, st registry.State, reason string, know
 		o.Reason = ""
 	}
 	return o
-}
-
-// cleanReason makes a reason fit a record (registry.MaxReasonLen bytes of
-// one-line UTF-8): a record that failed validation would stop the agent
-// from writing anything, so the agent never trusts the text it is given.
-func cleanReason(s string) string {
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) <= registry.MaxReasonLen {
-		return s
-	}
-	cut := registry.MaxReasonLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }
 
 // stateBook decides which health each registered instance's record

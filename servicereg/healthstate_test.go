@@ -2,10 +2,8 @@ package servicereg
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -44,24 +42,6 @@ func TestObserveHealth(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 		})
-	}
-}
-
-func TestCleanReason(t *testing.T) {
-	long := strings.Repeat("é", 200) // 400 bytes
-	got := cleanReason(long)
-	if len(got) > registry.MaxReasonLen || !utf8.ValidString(got) {
-		t.Fatalf("cut reason is %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
-	}
-	if got := cleanReason("line one\nline\ttwo\x00\xff"); got != "line one line two ?" {
-		t.Fatalf("cleaned %q", got)
-	}
-	// Whatever it is given, the record it makes validates.
-	for _, r := range []string{long, "a\nb", "\x7f", strings.Repeat("x", 1000)} {
-		in := &registry.Instance{Service: "web", Host: "h1", State: registry.StateCritical, Since: 1, Reason: cleanReason(r)}
-		if _, err := registry.EncodeInstance(in); err != nil {
-			t.Errorf("reason from %.20q: %v", r, err)
-		}
 	}
 }
 

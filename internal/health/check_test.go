@@ -1,7 +1,6 @@
 package health
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -70,20 +69,5 @@ func TestRiseFallReason(t *testing.T) {
 	}
 	if rf.transitions != 2 {
 		t.Errorf("transitions %d, want 2", rf.transitions)
-	}
-}
-
-func TestOneLine(t *testing.T) {
-	got := oneLine("line one\n\tline two\x00\x7f \u0085end  ")
-	if got != "line one line two end" {
-		t.Errorf("oneLine: %q", got)
-	}
-	long := oneLine(strings.Repeat("é", 300))
-	if len(long) > registry.MaxReasonLen || !strings.HasSuffix(long, "…") {
-		t.Errorf("oneLine of 600 bytes: %d bytes %q", len(long), long)
-	}
-	in := registry.Instance{Service: "web", Host: "h1", State: C, Reason: oneLine("bad\xffutf8\r\n" + strings.Repeat("x", 400))}
-	if err := in.Validate(); err != nil {
-		t.Errorf("registry refuses a reason made by oneLine: %v", err)
 	}
 }

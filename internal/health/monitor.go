@@ -172,7 +172,7 @@ func (m *Monitor) record(c *check, r Result) {
 			lvl = slog.LevelWarn
 		}
 		m.log.Log(context.Background(), lvl, "health check "+string(before)+" -> "+string(c.rf.state),
-			"service", c.service, "check", c.spec.String(), "source", c.source, "output", oneLine(r.Output))
+			"service", c.service, "check", c.spec.String(), "source", c.source, "output", registry.ReasonText(r.Output))
 	}
 	svc := m.services[c.service]
 	changed := m.update(c.service, svc, r.At, true)
@@ -192,7 +192,7 @@ func (m *Monitor) update(name string, svc *service, now time.Time, logResult boo
 			st = c.rf.state
 		}
 		if c.rf.state == registry.StateCritical && reason == "" {
-			reason = oneLine(c.spec.String() + ": " + c.rf.reason)
+			reason = registry.ReasonText(c.spec.String() + ": " + c.rf.reason)
 		}
 	}
 	if st != registry.StateCritical {

@@ -43,7 +43,7 @@ func run(ctx context.Context, spec Spec) Result {
 	}
 	d := time.Since(start)
 	if st == registry.StateCritical && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		out = fmt.Sprintf("timed out after %s: %s", spec.Timeout, out)
+		out = joinOutput(fmt.Sprintf("timed out after %s", spec.Timeout), out)
 	}
 	return Result{State: st, Output: excerpt(out), Duration: d, At: start}
 }
@@ -201,9 +201,19 @@ func probeExec(ctx context.Context, argv []string) (registry.State, string) {
 	case errors.As(err, &exit) && exit.ExitCode() == 1:
 		return registry.StateWarning, text
 	case errors.As(err, &exit):
-		return registry.StateCritical, strings.TrimSpace(exit.String() + ": " + text)
+		return registry.StateCritical, joinOutput(exit.String(), text)
 	}
-	return registry.StateCritical, strings.TrimSpace(err.Error() + ": " + text)
+	return registry.StateCritical, joinOutput(err.Error(), text)
+}
+
+// joinOutput puts what happened before what the check printed, leaving
+// out the separator when it printed nothing: "exit status 2", not
+// "exit status 2:".
+func joinOutput(what, printed string) string {
+	if printed = strings.TrimSpace(printed); printed == "" {
+		return what
+	}
+	return what + ": " + printed
 }
 
 // waitExited waits until process pid has exited, without reaping it

@@ -3,7 +3,6 @@ package health
 import (
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/rollcall/rollcall/registry"
@@ -64,28 +63,6 @@ const MaxOutput = 512
 func excerpt(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.TrimSpace(truncate(s, MaxOutput))
-}
-
-// oneLine makes s a reason: one line of printable text (control
-// characters and line breaks become spaces, runs of blanks one space) of
-// at most registry.MaxReasonLen bytes, which registry's record check
-// accepts.
-func oneLine(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return truncate(b.String(), registry.MaxReasonLen)
 }
 
 // truncate cuts s to at most n bytes at a rune boundary, marking the cut

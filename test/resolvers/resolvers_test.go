@@ -241,7 +241,7 @@ func (s *suite) nodata(t *testing.T) {
 	for _, q := range []struct {
 		name string
 		qt   uint16
-	}{{"h2.web." + zone, dns.TypeTXT}, {"web." + zone, dns.TypeMX}, {"web-master." + zone, dns.TypeMX}} {
+	}{{"web." + zone, dns.TypeTXT}, {"web." + zone, dns.TypeMX}, {"web-master." + zone, dns.TypeMX}} {
 		m := s.ask(t, "udp", q.name, q.qt, edns)
 		if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 || !hasSOA(m, zone) {
 			t.Errorf("%s %s through %s: %s; want NOERROR, no answer, SOA (NODATA)", q.name, dns.TypeToString[q.qt], s.r.name, describe(m))
@@ -312,8 +312,12 @@ func (s *suite) goResolver(t *testing.T) {
 	if got, err := res.LookupHost(ctx, "nosuch."+zone); !isNotFound(err) {
 		t.Errorf("Go LookupHost(nosuch) through %s: %v, %v; want not found", s.r.name, got, err)
 	}
-	if got, err := res.LookupTXT(ctx, "h2.web."+zone); !isNotFound(err) {
-		t.Errorf("Go LookupTXT(h2.web) through %s: %v, %v; want not found (NODATA)", s.r.name, got, err)
+	if got, err := res.LookupTXT(ctx, "web."+zone); !isNotFound(err) {
+		t.Errorf("Go LookupTXT(web) through %s: %v, %v; want not found (NODATA)", s.r.name, got, err)
+	}
+	// An instance name's TXT is its health state (docs/DESIGN.md, "Health").
+	if got, err := res.LookupTXT(ctx, "h2.web."+zone); err != nil || len(got) != 1 || got[0] != "state=passing" {
+		t.Errorf("Go LookupTXT(h2.web) through %s: %q, %v; want [\"state=passing\"]", s.r.name, got, err)
 	}
 	// Go retries over TCP on TC.
 	lookupHost("wide."+zone, bulkAddrs(wideN))
