@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,7 +24,11 @@ import (
 
 // tourYAML returns the agent config of docs/TOUR.md: the ```yaml block
 // that starts with "# tour.yml".
-func tourYAML(t *testing.T) string {
+func tourYAML(t *testing.T) string { return tourBlock(t, "tour.yml") }
+
+// tourBlock returns the ```yaml block of docs/TOUR.md that starts with
+// "# NAME:".
+func tourBlock(t *testing.T, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "docs", "TOUR.md"))
 	if err != nil {
@@ -31,11 +36,11 @@ func tourYAML(t *testing.T) string {
 	}
 	for _, block := range strings.Split(string(data), "```yaml\n")[1:] {
 		body, _, _ := strings.Cut(block, "```")
-		if strings.HasPrefix(body, "# tour.yml") {
+		if strings.HasPrefix(body, "# "+name+":") {
 			return body
 		}
 	}
-	t.Fatal("docs/TOUR.md has no ```yaml block starting with # tour.yml")
+	t.Fatalf("docs/TOUR.md has no ```yaml block starting with # %s:", name)
 	return ""
 }
 
@@ -216,5 +221,104 @@ func TestTour(t *testing.T) {
 		if err := json.Unmarshal([]byte(get(page+"v1/services/web")), &svc); err != nil || len(svc.Instances) != 1 || len(svc.Instances[0].Ports) != 1 || svc.Instances[0].Ports[0].Port != 8080 {
 			t.Errorf("/v1/services/web: %+v (%v), want one instance with port 8080", svc, err)
 		}
+	})
+
+	t.Run("a red check takes an instance out of DNS", func(t *testing.T) {
+		dir := t.TempDir()
+		down, sock := filepath.Join(dir, "web-b-down"), filepath.Join(dir, "b.sock")
+		// The tour's paths and etcd, moved to this test's.
+		doc := tourBlock(t, "tour-b.yml")
+		conf := strings.NewReplacer("/tmp/web-b-down", down, "/tmp/rollcall-tour-b.sock", sock, "http://127.0.0.1:2379", d.endpoint).Replace(doc)
+		for _, moved := range []string{"/tmp/web-b-down", "/tmp/rollcall-tour-b.sock", "http://127.0.0.1:2379"} {
+			if !strings.Contains(doc, moved) {
+				t.Fatalf("tour-b.yml does not name %s, which this test moves to its own:\n%s", moved, doc)
+			}
+		}
+		cfgPath := filepath.Join(dir, "tour-b.yml")
+		if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sd.Systemctl("start", "web.service")
+		cmd := exec.Command(testkit.Binary(t, "servicereg"), "-config", cfgPath, "-metrics", "")
+		cmd.Env = append(os.Environ(), sd.Env()...)
+		agent, err := testkit.StartProcess(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			agent.Stop(30 * time.Second)
+			if t.Failed() {
+				t.Logf("second agent's output:\n%s", agent.Out.String())
+			}
+		})
+
+		const boxB = "192.0.2.20"
+		addrs := func() (ip []string) {
+			r, err := testkit.Exchange("udp", d.dnsAddr, "", "web."+zone, dns.TypeA)
+			if err != nil {
+				return nil
+			}
+			for _, rr := range r.Answer {
+				if a, ok := rr.(*dns.A); ok {
+					ip = append(ip, a.A.String())
+				}
+			}
+			return ip
+		}
+		testkit.Eventually(t, time.Minute, "web never answered with box-b's address beside box's", func() bool {
+			got := addrs()
+			return len(got) == 2 && slices.Contains(got, boxB)
+		})
+
+		if err := os.WriteFile(down, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, time.Minute, "box-b's address stayed in web's answer after its check turned red", func() bool {
+			got := addrs()
+			return len(got) == 1 && !slices.Contains(got, boxB)
+		})
+		r := testkit.Query(t, "udp", d.dnsAddr, "", "box-b.web."+zone, dns.TypeTXT)
+		if len(r.Answer) != 1 || !slices.Equal(r.Answer[0].(*dns.TXT).Txt, []string{"state=critical"}) {
+			t.Errorf("TXT box-b.web: %v, want \"state=critical\"", r.Answer)
+		}
+		var out, errOut strings.Builder
+		status := exec.Command(testkit.Binary(t, "servicereg"), "status", "-config", cfgPath)
+		status.Stdout, status.Stderr = &out, &errOut
+		if err := status.Run(); err != nil {
+			t.Fatalf("servicereg status: %v\n%s", err, errOut.String())
+		}
+		if !strings.Contains(out.String(), "critical") || !strings.Contains(out.String(), "web-b-down is there") {
+			t.Errorf("servicereg status shows no critical web and its check:\n%s", out.String())
+		}
+		t.Logf("servicereg status:\n%s", out.String())
+		type instance struct {
+			Host   string `json:"host"`
+			State  string `json:"state"`
+			Reason string `json:"reason"`
+		}
+		var svc struct {
+			Instances []instance `json:"instances"`
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/services/web", ports.http))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&svc)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("/v1/services/web: %v", err)
+		}
+		if !slices.ContainsFunc(svc.Instances, func(in instance) bool {
+			return in.Host == "box-b" && in.State == "critical" && strings.Contains(in.Reason, "web-b-down is there")
+		}) {
+			t.Errorf("/v1/services/web: %+v, want box-b critical with its check's output as the reason", svc.Instances)
+		}
+
+		if err := os.Remove(down); err != nil {
+			t.Fatal(err)
+		}
+		testkit.Eventually(t, time.Minute, "box-b's address never came back after its check turned green", func() bool {
+			return slices.Contains(addrs(), boxB)
+		})
 	})
 }
