@@ -26,6 +26,26 @@ type Env struct {
 	mu      sync.Mutex
 	written map[string]bool // data sets written, by prefix
 	plugins map[string]bool // plugins compiled into bin/coredns
+	model   modelInputs     // what the scale parts measured, for the model part
+}
+
+// modelInputs is what the readers, leases and memory parts measured, for
+// the model that extrapolates them (model.go); nil when a part did not run.
+type modelInputs struct {
+	readers []*fleetResult
+	leases  []*leaseResult
+	memory  *memoryResult
+}
+
+func (e *Env) setReaders(r []*fleetResult) { e.mu.Lock(); e.model.readers = r; e.mu.Unlock() }
+func (e *Env) setLeases(r []*leaseResult)  { e.mu.Lock(); e.model.leases = r; e.mu.Unlock() }
+func (e *Env) setMemory(r *memoryResult)   { e.mu.Lock(); e.model.memory = r; e.mu.Unlock() }
+
+// modelIn returns what the scale parts measured so far.
+func (e *Env) modelIn() modelInputs {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.model
 }
 
 // Prefixes of the data sets in etcd.

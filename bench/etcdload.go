@@ -34,6 +34,7 @@ var metricKeys = []struct{ metric, label, name string }{
 	{"etcd_mvcc_range_total", "", "ranges"},
 	{"etcd_debugging_lease_granted_total", "", "leases granted"},
 	{"etcd_debugging_lease_renewed_total", "", "lease renewals"},
+	{"etcd_debugging_lease_revoked_total", "", "leases revoked"},
 	{"grpc_server_msg_received_total", `grpc_method="LeaseKeepAlive"`, "keepalive messages"},
 }
 

@@ -45,6 +45,8 @@ type Config struct {
 	GoLoad        bool // use the Go load generator, not dnsperf
 	Quick         bool
 	CommandLine   string
+	Scale         ScaleConfig  // the readers, leases and memory parts
+	Health        HealthConfig // the health part
 }
 
 // Servicereg is the agent binary's path.
@@ -60,7 +62,7 @@ func (c Config) Servicereg() string {
 const historyFile = "bench/HISTORY.md"
 
 // allParts are the parts in the order they run.
-var allParts = []string{"throughput", "deployed", "scale", "propagation", "agent", "failover", "etcdload"}
+var allParts = []string{"throughput", "deployed", "scale", "propagation", "agent", "failover", "etcdload", "health", "api", "memory", "readers", "leases", "model"}
 
 func parseFlags(args []string) (Config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -91,6 +93,8 @@ func parseFlags(args []string) (Config, error) {
 	fs.DurationVar(&cfg.ProfileFor, "profile", 5*time.Second, "CPU-profile each contender for this long under load, and heap-profile rollcall at scale (0: no profiles)")
 	fs.StringVar(&cfg.KeepProfiles, "keep-profiles", "", "folder to keep the CPU and heap profiles in")
 	fs.BoolVar(&cfg.GoLoad, "go-load", false, "use the Go load generator even when dnsperf is installed")
+	scale := scaleFlags(fs)
+	health := healthFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -117,6 +121,8 @@ func parseFlags(args []string) (Config, error) {
 		def("load-interval", func() { cfg.LoadInterval = 3 * time.Second })
 		def("profile", func() { cfg.ProfileFor = 0 })
 		def("pin", func() { *pin = false })
+		scale.quick(def)
+		health.quick(def)
 	}
 	cfg.Warmup = min(cfg.Duration/5, time.Second)
 	cfg.ShapeFor = cfg.Duration
@@ -133,6 +139,12 @@ func parseFlags(args []string) (Config, error) {
 		return cfg, fmt.Errorf("-rounds must be at least 1 and -duration at least 100ms")
 	}
 	var err error
+	if cfg.Scale, err = scale.config(); err != nil {
+		return cfg, err
+	}
+	if cfg.Health, err = health.config(); err != nil {
+		return cfg, err
+	}
 	if cfg.Parts, err = parseParts(parts); err != nil {
 		return cfg, err
 	}
@@ -212,6 +224,9 @@ func pinSelf(cfg Config) error {
 func logf(format string, args ...any) { slog.Info(fmt.Sprintf(format, args...)) }
 
 func main() {
+	if httpClientMode() {
+		os.Exit(runHTTPClient()) // the health part's yardstick (healthref.go)
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -271,6 +286,12 @@ var partFuncs = map[string]partFunc{
 	"agent":       partAgent,
 	"failover":    partFailover,
 	"etcdload":    partEtcdLoad,
+	"health":      partHealth,
+	"api":         partAPI,
+	"memory":      partMemory,
+	"readers":     partReaders,
+	"leases":      partLeases,
+	"model":       partModel,
 }
 
 var partTitles = map[string]string{
@@ -281,6 +302,12 @@ var partTitles = map[string]string{
 	"agent":       "Propagation: unit start to DNS answer (real agent)",
 	"failover":    "Failover",
 	"etcdload":    "etcd load caused by agents",
+	"health":      "Health checks",
+	"api":         "HTTP API beside DNS",
+	"memory":      "Per-host memory",
+	"readers":     "Readers at scale",
+	"leases":      "Agents' leases at scale",
+	"model":       "Model: 10,000 hosts",
 }
 
 // Run runs the selected parts and returns the report and every correctness

@@ -191,6 +191,7 @@ func (run *scaleRun) section(cfg Config) *Section {
 	}
 	if run.heapErr == nil {
 		sec.Row("live heap after GC, big data set (the index and all else the process holds)", fmtBytes(run.liveHeap))
+		sec.Row("live heap per instance (big)", fmt.Sprintf("%.0f bytes", float64(run.liveHeap)/float64(big.Instances())))
 	} else {
 		sec.Row("live heap after GC, big data set", notMeasured(run.heapErr.Error()))
 	}

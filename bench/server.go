@@ -69,6 +69,12 @@ func StartServer(name, bin, dir, corefile string, p serverPorts, pin Pinning) (*
 // would fill the process's output buffer. Its standard error, where CoreDNS
 // says why it cannot start, is kept.
 func startServer(name, bin, dir, corefile string, p serverPorts, pin Pinning, discardStdout bool) (*Server, error) {
+	return startServerEnv(name, bin, dir, corefile, p, pin, discardStdout, nil)
+}
+
+// startServerEnv is startServer with extra environment variables (NAME=value)
+// for CoreDNS, such as a unit file's GOMEMLIMIT.
+func startServerEnv(name, bin, dir, corefile string, p serverPorts, pin Pinning, discardStdout bool, env []string) (*Server, error) {
 	conf := filepath.Join(dir, name+".Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return nil, fmt.Errorf("write Corefile of %s: %w", name, err)
@@ -92,6 +98,7 @@ func startServer(name, bin, dir, corefile string, p serverPorts, pin Pinning, di
 	if pin.Enabled() {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s.Started = time.Now()
 	var err error

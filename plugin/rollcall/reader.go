@@ -197,10 +197,21 @@ func (r *Reader) WaitLoaded(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the watch and closes the etcd client.
+// Close stops the watch and closes the etcd client. Closing again does
+// nothing.
 func (r *Reader) Close() {
-	r.closed.Store(true)
-	r.l.cancel()
-	<-r.l.done
-	r.l.cli.Close()
+	if r.closed.Swap(true) {
+		return
+	}
+	// As release stops a server block's last loader.
+	l := r.l
+	l.cancel()
+	<-l.done
+	l.mu.Lock()
+	l.stopped = true
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
+	l.mu.Unlock()
+	l.cli.Close()
 }

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rollcall/rollcall/internal/backoff"
+	"github.com/rollcall/rollcall/registry"
+)
+
+// simAgent is one simulated host: a lease of agentTTL carrying its host
+// record, renewed as servicereg renews it (servicereg/lease.go), and
+// granted again with its record rewritten when it is lost (as the agent's
+// main loop does). It does nothing else: no systemd, no instances.
+type simAgent struct {
+	host string
+	cli  *clientv3.Client
+	keys registry.Keys
+	farm *agentFarm
+
+	lastOK atomic.Int64 // when the last renewal succeeded, as an offset from the farm's zero
+}
+
+// agentFarm is the simulated agents of one run and what they counted.
+type agentFarm struct {
+	base   time.Time
+	agents []*simAgent
+
+	renewals  atomic.Int64 // renewals that succeeded
+	failures  atomic.Int64 // renewals that failed (each retried)
+	lapsed    atomic.Int64 // leases the agents saw run out (no renewal for a whole TTL, or gone)
+	regrants  atomic.Int64 // leases granted again after one was lost
+	writeErrs atomic.Int64 // grants and host-record writes that failed (each retried)
+
+	mu      sync.Mutex
+	latency *Histogram // of the renewals that succeeded
+}
+
+// The agent's lease timing, as servicereg uses it (servicereg/lease.go:
+// renewals every TTL/3, each bounded by renewTimeout, failures retried by
+// renewRetry; servicereg/retry.go: grants and writes retried by
+// retryPolicy). The functions there are the agent's own, unexported; these
+// are the same numbers for the default TTL.
+const agentTTL = 10 * time.Second
+
+var (
+	agentRenewTimeout = max(agentTTL/6, 500*time.Millisecond)
+	agentRenewRetry   = backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(agentTTL/10, 200*time.Millisecond)}
+	agentWriteRetry   = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: min(5*time.Second, agentTTL/2)}
+)
+
+// run registers the agent and keeps its lease alive until ctx ends; ready
+// is called once, after the first registration.
+//
+// The first renewal comes at a random point of the first TTL/3, not at its
+// end: the agents of a run register within seconds of each other, and would
+// otherwise renew in bursts, where real hosts, started at any time, renew
+// spread evenly over the period.
+func (a *simAgent) run(ctx context.Context, ready func()) {
+	first := true
+	for ctx.Err() == nil {
+		id, err := a.register(ctx)
+		if err != nil {
+			return // ctx ended
+		}
+		wait := agentTTL / 3
+		if first {
+			ready()
+			first = false
+			wait = rand.N(wait) + time.Millisecond
+		}
+		if a.keepAlive(ctx, id, wait) {
+			a.farm.lapsed.Add(1)
+			a.farm.regrants.Add(1)
+		}
+	}
+}
+
+// register grants a lease and writes the host record on it, retrying with
+// the agent's back-off until both succeed or ctx ends.
+func (a *simAgent) register(ctx context.Context) (clientv3.LeaseID, error) {
+	retry := backoff.New(agentWriteRetry)
+	ttl := int64(agentTTL / time.Second)
+	v, err := registry.EncodeHost(&registry.Host{Name: a.host, Addrs: registry.Addrs{registry.PublicNetwork: {netip.MustParseAddr("198.51.100.7")}}})
+	if err != nil {
+		return 0, err
+	}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, agentTTL/2)
+		l, err := a.cli.Grant(rctx, ttl)
+		if err == nil {
+			_, err = a.cli.Put(rctx, a.keys.Host(a.host), string(v), clientv3.WithLease(l.ID))
+		}
+		cancel()
+		if err == nil {
+			a.lastOK.Store(int64(time.Since(a.farm.base)))
+			return l.ID, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		a.farm.writeErrs.Add(1)
+		if retry.Wait(ctx) != nil {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// keepAlive renews lease id every TTL/3 as servicereg does (the first
+// renewal after wait), each renewal a single request on a stream of its
+// own, until ctx ends (false) or the lease is lost (true): etcd says it is
+// gone, or no renewal succeeded for a whole TTL.
+func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time.Duration) bool {
+	deadline := time.Now().Add(agentTTL)
+	retry := backoff.New(agentRenewRetry)
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, agentRenewTimeout)
+		r, err := a.cli.KeepAliveOnce(rctx, id)
+		cancel()
+		switch {
+		case err == nil:
+			now := time.Now()
+			deadline = sent.Add(time.Duration(r.TTL) * time.Second)
+			wait = agentTTL / 3
+			retry.Reset()
+			a.lastOK.Store(int64(now.Sub(a.farm.base)))
+			a.farm.renewals.Add(1)
+			a.farm.mu.Lock()
+			a.farm.latency.Add(now.Sub(sent))
+			a.farm.mu.Unlock()
+		case ctx.Err() != nil:
+			return false
+		case errors.Is(err, rpctypes.ErrLeaseNotFound):
+			a.farm.failures.Add(1)
+			return true
+		default:
+			a.farm.failures.Add(1)
+			wait = min(retry.Next(), time.Until(deadline))
+		}
+		if !time.Now().Before(deadline) {
+			return true
+		}
+	}
+}
+
+// startFarm starts n simulated agents of hosts "a-<i>" under keys, perClient
+// to an etcd client of endpoints, at most limit registering at once, and
+// waits until every one has registered. Stop ends them (cancel ctx) and
+// closes the clients with the returned function. When within passes first
+// (an etcd that cannot keep up with the agents already running), it stops
+// starting agents and returns the farm of those started, with an error
+// saying how many registered; only ctx ending returns no farm.
+func startFarm(ctx context.Context, n, perClient, limit int, endpoints []string, keys registry.Keys, within time.Duration) (*agentFarm, func(), error) {
+	farm := &agentFarm{base: time.Now(), latency: NewHistogram()}
+	var clis []*clientv3.Client
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop := func() {
+		cancel()
+		wg.Wait()
+		for _, c := range clis {
+			c.Close()
+		}
+	}
+	for i := 0; i < n; i++ {
+		if i%perClient == 0 {
+			cli, err := newBenchClient(endpoints)
+			if err != nil {
+				stop()
+				return nil, nil, err
+			}
+			clis = append(clis, cli)
+		}
+		farm.agents = append(farm.agents, &simAgent{host: fmt.Sprintf("a-%05d", i), cli: clis[len(clis)-1], keys: keys, farm: farm})
+	}
+	deadline := time.After(within)
+	sem := make(chan struct{}, limit)
+	var registered atomic.Int64
+	launched := 0
+launch:
+	for _, a := range farm.agents {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			stop()
+			return nil, nil, ctx.Err()
+		case <-deadline:
+			break launch
+		}
+		launched++
+		wg.Go(func() {
+			// Once registered, or once given up when ctx ends first.
+			var once sync.Once
+			ready := func() {
+				once.Do(func() {
+					<-sem
+					registered.Add(1)
+				})
+			}
+			a.run(rctx, ready)
+			ready()
+		})
+	}
+	farm.agents = farm.agents[:launched]
+	for registered.Load() < int64(launched) {
+		select {
+		case <-ctx.Done():
+			stop()
+			return nil, nil, ctx.Err()
+		case <-deadline:
+			return farm, stop, fmt.Errorf("%d of %d agents registered within %v: etcd did not keep up with those already renewing", registered.Load(), n, within)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if launched < n {
+		return farm, stop, fmt.Errorf("%d of %d agents registered within %v: etcd did not keep up with those already renewing", launched, n, within)
+	}
+	return farm, stop, nil
+}
+
+// renewedSince counts the agents whose last renewal (or registration)
+// succeeded after the offset at.
+func (farm *agentFarm) renewedSince(at time.Duration) int {
+	n := 0
+	for _, a := range farm.agents {
+		if time.Duration(a.lastOK.Load()) > at {
+			n++
+		}
+	}
+	return n
+}
