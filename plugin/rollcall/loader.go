@@ -134,9 +134,23 @@ func acquire(c *config) (*loader, error) {
 		return nil, fmt.Errorf("rollcall: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &loader{
-		key:     k,
-		source:  keys.Prefix() + "@" + strings.Join(c.endpoints, ","),
+	l := newLoader(keys, cli, c.endpoints, cancel)
+	l.key = k
+	if err := l.start(ctx, c.relistDelay(), nil); err != nil {
+		cancel()
+		cli.Close()
+		return nil, fmt.Errorf("rollcall: %w", err)
+	}
+	loaders.m[k] = l
+	return l, nil
+}
+
+// newLoader builds a loader of the keys under keys, read through cli, not
+// yet started: acquire makes one per etcd and prefix for the server blocks
+// to share, NewReader one of its own.
+func newLoader(keys registry.Keys, cli *clientv3.Client, endpoints []string, cancel context.CancelFunc) *loader {
+	return &loader{
+		source:  keys.Prefix() + "@" + strings.Join(endpoints, ","),
 		keys:    keys,
 		cli:     cli,
 		refs:    1,
@@ -147,32 +161,43 @@ func acquire(c *config) (*loader, error) {
 		masters: map[string]bool{},
 		logged:  map[string]int64{},
 	}
-	// Timing is read from the package variables now, so a test that
-	// shortens them affects the loaders it starts.
-	l.watcher, err = regwatch.New(cli, regwatch.Config{
-		Prefix:         keys.All(),
+}
+
+// start makes the loader's list-then-watch and runs it until ctx ends:
+// re-lists wait a random delay of up to jitter, and onStatus, when set,
+// hears every change of the watch's status after the loader does. Timing
+// is read from the package variables now, so a test that shortens them
+// affects the loaders it starts.
+func (l *loader) start(ctx context.Context, jitter time.Duration, onStatus func(regwatch.Status, error)) error {
+	status := l.setStatus
+	if onStatus != nil {
+		status = func(s regwatch.Status, why error) {
+			l.setStatus(s, why)
+			onStatus(s, why)
+		}
+	}
+	w, err := regwatch.New(l.cli, regwatch.Config{
+		Prefix:         l.keys.All(),
 		ProgressEvery:  progressEvery,
 		StaleAfter:     staleAfter,
 		RequestTimeout: listTimeout,
 		Retry:          backoff.Policy{Min: retryMin, Base: 2 * retryMin, Max: retryMax},
-		RelistJitter:   c.relistDelay(),
+		RelistJitter:   jitter,
 	}, regwatch.Callbacks{
 		OnList:     l.list,
 		OnEvents:   l.apply,
 		OnProgress: l.advance,
-		OnStatus:   l.setStatus,
+		OnStatus:   status,
 		OnAge:      func(age time.Duration) { stateAge.WithLabelValues(l.source).Set(age.Seconds()) },
 		OnWatch:    l.watching,
 		OnRelist:   l.relisting,
 	})
 	if err != nil {
-		cancel()
-		cli.Close()
-		return nil, fmt.Errorf("rollcall: %w", err)
+		return err
 	}
-	loaders.m[k] = l
+	l.watcher = w
 	go l.run(ctx)
-	return l, nil
+	return nil
 }
 
 // relistDelay is the block's bound on the random delay before a re-list, as

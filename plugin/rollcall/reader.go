@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/rollcall/rollcall/internal/backoff"
 	"github.com/rollcall/rollcall/internal/etcdconn"
 	"github.com/rollcall/rollcall/internal/regwatch"
 	"github.com/rollcall/rollcall/registry"
@@ -74,51 +72,21 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// What acquire builds for a server block, but kept out of the loaders
 	// registry: no other block or Reader shares it.
-	l := &loader{
-		source:  keys.Prefix() + "@" + strings.Join(cfg.Endpoints, ","),
-		keys:    keys,
-		cli:     cli,
-		refs:    1,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		loaded:  make(chan struct{}),
-		st:      newState(keys),
-		masters: map[string]bool{},
-		logged:  map[string]int64{},
-	}
+	l := newLoader(keys, cli, cfg.Endpoints, cancel)
 	r := &Reader{l: l, ix: newIndex(nil, "")}
 	// Every read the Watcher makes (list pages, the revision reads) goes
 	// through the client's KV: count the ones that fail.
 	cli.KV = countingKV{KV: cli.KV, r: r, report: cfg.OnReadFailed}
 	l.subs = []subscriber{r.ix, readerHook{r, cfg.OnApplied}}
-	onStatus := l.setStatus
+	var onStatus func(regwatch.Status, error)
 	if cfg.OnStatus != nil {
-		onStatus = func(s regwatch.Status, why error) {
-			l.setStatus(s, why)
-			cfg.OnStatus(string(s), why)
-		}
+		onStatus = func(s regwatch.Status, why error) { cfg.OnStatus(string(s), why) }
 	}
-	l.watcher, err = regwatch.New(cli, regwatch.Config{
-		Prefix:         keys.All(),
-		ProgressEvery:  progressEvery,
-		StaleAfter:     staleAfter,
-		RequestTimeout: listTimeout,
-		Retry:          backoff.Policy{Min: retryMin, Base: 2 * retryMin, Max: retryMax},
-		RelistJitter:   cfg.RelistJitter,
-	}, regwatch.Callbacks{
-		OnList:     l.list,
-		OnEvents:   l.apply,
-		OnProgress: l.advance,
-		OnStatus:   onStatus,
-		OnWatch:    l.watching,
-		OnRelist:   l.relisting,
-	})
-	if err != nil {
+	if err := l.start(ctx, cfg.RelistJitter, onStatus); err != nil {
 		cancel()
 		cli.Close()
 		return nil, fmt.Errorf("rollcall reader: %w", err)
 	}
-	go l.run(ctx)
 	return r, nil
 }
 
