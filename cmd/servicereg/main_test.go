@@ -404,8 +404,12 @@ func TestDrainOnStop(t *testing.T) {
 	writeFile(t, cfg, config(e, cfg, "10s", svc("web"))+fmt.Sprintf("dns_ttl: %v\n", dnsTTL))
 	cli := e.Client(t)
 	termed := filepath.Join(t.TempDir(), "termed")
-	// %% is systemd's escape of %: the program runs date +%s.%N.
-	sd.WriteUnit(unit("web"), fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'trap \"date +%%%%s.%%%%N > %s; exit 0\" TERM; while :; do sleep 0.05; done'\n", termed))
+	// The trap must not fork: systemd sends SIGTERM to every process of the
+	// cgroup until none is new, so a date(1) forked by the trap can be killed
+	// before it writes. bash's $EPOCHREALTIME is read without a fork (in a
+	// function, so at the signal, not when the trap is set); $$ is systemd's
+	// escape of $.
+	sd.WriteUnit(unit("web"), fmt.Sprintf("[Service]\nExecStart=/bin/bash -c 'termed() { echo $$EPOCHREALTIME > %s; exit 0; }; trap termed TERM; while :; do sleep 0.05; done'\n", termed))
 	dropIn, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "deploy", "drain.conf"))
 	if err != nil {
 		t.Fatal(err)
