@@ -110,11 +110,19 @@ func partReaders(ctx context.Context, cfg Config, env *Env, atEnd *cleanups) (*S
 	}
 	jittered.Close()
 	debug.FreeOSMemory() // the closed fleet's heap, before the next one is sized
-	// The same recoveries with no jitter at all, for the largest fleet:
-	// what the jitter buys.
+	// The same recoveries with no jitter at all, for the largest fleet
+	// that fits the free memory now: what the jitter buys.
 	unjittered := newFleet(run.cluster.ReaderEndpoints(), readersPrefix, -1)
 	atEnd.add(unjittered.Close)
-	res, err := run.fleet(ctx, unjittered, cfg.Scale.Readers[len(cfg.Scale.Readers)-1], false)
+	sizes := cfg.Scale.Readers
+	n := sizes[0]
+	for i := len(sizes) - 1; i > 0; i-- {
+		if run.fits(unjittered, sizes[i]) == nil {
+			n = sizes[i]
+			break
+		}
+	}
+	res, err := run.fleet(ctx, unjittered, n, false)
 	run.results = append(run.results, res)
 	if err != nil {
 		return run.section(), nil, err
@@ -166,6 +174,7 @@ func (run *readersRun) fleet(ctx context.Context, f *fleet, n int, lag bool) (*f
 	h0 := liveHeap()
 	c0, s0, t0 := run.cluster.CPU(), selfCPU(), time.Now()
 	if err := f.grow(ctx, n, 30*time.Minute); err != nil {
+		res.err = err
 		return res, err
 	}
 	res.sync = time.Since(t0)
@@ -177,6 +186,7 @@ func (run *readersRun) fleet(ctx context.Context, f *fleet, n int, lag bool) (*f
 	}
 	if lag {
 		if err := run.measureLag(ctx, f, res); err != nil {
+			res.err = err
 			return res, err
 		}
 	}

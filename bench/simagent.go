@@ -188,7 +188,11 @@ func startFarm(ctx context.Context, n, perClient, limit int, endpoints []string,
 		}
 		farm.agents = append(farm.agents, &simAgent{host: fmt.Sprintf("a-%05d", i), cli: clis[len(clis)-1], keys: keys, farm: farm})
 	}
-	deadline := time.After(within)
+	// A context, not a timer's channel: both loops below wait on it, and a
+	// closed channel is seen by every receive.
+	dctx, dcancel := context.WithTimeout(ctx, within)
+	defer dcancel()
+	deadline := dctx.Done()
 	sem := make(chan struct{}, limit)
 	var registered atomic.Int64
 	launched := 0

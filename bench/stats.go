@@ -59,9 +59,9 @@ func (h *Histogram) Mean() time.Duration {
 }
 
 // Percentile returns the smallest bucket value at or below which a fraction
-// p (0-1) of the samples lie; 0 for an empty histogram.
+// p (0-1) of the samples lie; 0 for an empty (or nil) histogram.
 func (h *Histogram) Percentile(p float64) time.Duration {
-	if h.n == 0 {
+	if h == nil || h.n == 0 {
 		return 0
 	}
 	keys := make([]int64, 0, len(h.counts))
