@@ -96,9 +96,9 @@ func (ix *index) find(qn qname) found {
 			break
 		}
 		f.svc = qn.svc
-		if inst := f.service.byHost[string(qn.label)]; inst != nil {
+		if inst := f.service.instance(qn.label); inst != nil {
 			f.kind, f.res, f.inst = kindInstance, success, inst
-		} else if shard := f.service.byShard[string(qn.label)]; shard != nil {
+		} else if shard := f.service.shard(qn.label); shard != nil {
 			f.kind, f.res, f.shard = kindShard, success, shard
 		} else if f.service.hasProto(qn.label) {
 			// _tcp.<service>.Z has names below it: an empty
@@ -109,7 +109,7 @@ func (ix *index) find(qn qname) found {
 	case namePort:
 		f.rev, f.service = ix.lookup(qn.svc)
 		if f.service != nil {
-			if namedPort := f.service.ports[string(qn.label)]; namedPort != nil {
+			if namedPort := f.service.port(qn.label); namedPort != nil {
 				f.kind, f.res, f.namedPort, f.svc = kindPort, success, namedPort, qn.svc
 			}
 		}

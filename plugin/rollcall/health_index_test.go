@@ -149,23 +149,23 @@ func TestIndexMaintenanceReuse(t *testing.T) {
 	ix := newIndex(nil, "")
 	ix.replace(st)
 	before := ix.services["web"]
-	h1, h2 := before.byHost["h1"], before.byHost["h2"]
+	h1, h2 := before.instance([]byte("h1")), before.instance([]byte("h2"))
 
 	ch := newChanges()
 	_ = st.put("/rollcall/maintenance/h1/web", []byte(`{"reason":"disk","until":3000}`), 2, ch)
 	ix.update(st, ch)
 	after := ix.services["web"]
-	if after.byHost["h2"] != h2 {
+	if after.instance([]byte("h2")) != h2 {
 		t.Errorf("h2 rebuilt: an unchanged instance must be reused")
 	}
-	n1 := after.byHost["h1"]
+	n1 := after.instance([]byte("h1"))
 	if n1 == h1 || h1.maint != nil {
 		t.Fatalf("h1's answers were modified in place or not replaced: queries share them")
 	}
 	if n1.maint == nil || n1.dnsState() != "maintenance" || &n1.pub[0] != &h1.pub[0] {
 		t.Errorf("h1 under maintenance: maint %v, state %s, addresses shared %v", n1.maint, n1.dnsState(), &n1.pub[0] == &h1.pub[0])
 	}
-	if len(after.insts) != 1 || after.insts[0] != after.byHost["h2"] || len(after.all) != 2 {
+	if len(after.insts) != 1 || after.insts[0] != after.instance([]byte("h2")) || len(after.all) != 2 {
 		t.Errorf("served %d (want h2 only), all %d (want 2)", len(after.insts), len(after.all))
 	}
 
@@ -174,8 +174,8 @@ func TestIndexMaintenanceReuse(t *testing.T) {
 	ch = newChanges()
 	st.expired(2000, 3000, ch)
 	ix.update(st, ch)
-	if got := ix.services["web"]; len(got.insts) != 2 || got.byHost["h1"].maint != nil {
-		t.Errorf("after until: %d served, h1 maint %v; want both, none", len(got.insts), got.byHost["h1"].maint)
+	if got := ix.services["web"]; len(got.insts) != 2 || got.instance([]byte("h1")).maint != nil {
+		t.Errorf("after until: %d served, h1 maint %v; want both, none", len(got.insts), got.instance([]byte("h1")).maint)
 	}
 }
 
@@ -205,11 +205,11 @@ func TestFailOpenIndex(t *testing.T) {
 	if !web.failingOpen || len(web.insts) != 1 || web.insts[0].host != "h1" {
 		t.Errorf("open block: failing open %v, served %d; want h1 alone", web.failingOpen, len(web.insts))
 	}
-	if !web.serves(web.byHost["h1"]) || web.serves(web.byHost["h2"]) {
-		t.Errorf("serves: h1 %v h2 %v, want true false", web.serves(web.byHost["h1"]), web.serves(web.byHost["h2"]))
+	if !web.serves(web.instance([]byte("h1"))) || web.serves(web.instance([]byte("h2"))) {
+		t.Errorf("serves: h1 %v h2 %v, want true false", web.serves(web.instance([]byte("h1"))), web.serves(web.instance([]byte("h2"))))
 	}
-	if cw := closed.services["web"]; cw.failingOpen || len(cw.insts) != 0 || len(cw.byHost) != 2 {
-		t.Errorf("closed block: failing open %v, served %d, instances %d; want false, 0, 2", cw.failingOpen, len(cw.insts), len(cw.byHost))
+	if cw := closed.services["web"]; cw.failingOpen || len(cw.insts) != 0 || len(cw.all) != 2 {
+		t.Errorf("closed block: failing open %v, served %d, instances %d; want false, 0, 2", cw.failingOpen, len(cw.insts), len(cw.all))
 	}
 	if got := gaugeValue(t, servicesFailingOpen) - base; got != 1 {
 		t.Errorf("services failing open: +%v, want +1", got)

@@ -452,7 +452,7 @@ func (a *httpAPI) instance(s *svcAnswers, inst *instAnswers, view viewSet, maste
 	j := instanceJSON{
 		Host: inst.host, Shard: inst.src.Shard, Ports: inst.ports,
 		Network: a.networkFor(inst, view), Addrs: addrStrings(inst.addrsFor(view)),
-		State: inst.dnsState(), Since: inst.since, Reason: inst.reason, Maintenance: inst.maint,
+		State: inst.dnsState(), Since: inst.src.Since, Reason: inst.src.Reason, Maintenance: inst.maint,
 		Served: s.serves(inst), Master: inst.host == master,
 	}
 	if j.Ports == nil {

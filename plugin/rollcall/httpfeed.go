@@ -159,20 +159,22 @@ func (f *httpFeed) compare(rev int64, names []string, now map[string]*svcAnswers
 func serviceChanges(old, cur *svcAnswers) []httpChange {
 	var out []httpChange
 	var oldAll, curAll []*instAnswers
-	var oldByHost, curByHost map[string]*instAnswers
 	if old != nil {
-		oldAll, oldByHost = old.all, old.byHost
+		oldAll = old.all
 	}
 	if cur != nil {
-		curAll, curByHost = cur.all, cur.byHost
+		curAll = cur.all
 	}
 	for _, o := range oldAll {
-		if curByHost[o.host] == nil {
+		if cur == nil || cur.instance([]byte(o.host)) == nil {
 			out = append(out, httpChange{Host: o.host, What: "deregistered"})
 		}
 	}
 	for _, n := range curAll {
-		o := oldByHost[n.host]
+		var o *instAnswers
+		if old != nil {
+			o = old.instance([]byte(n.host))
+		}
 		if o == nil {
 			out = append(out, httpChange{Host: n.host, What: "registered, " + n.dnsState()})
 			continue
@@ -199,8 +201,8 @@ func instanceChange(o, n *instAnswers) string {
 		switch {
 		case n.maint != nil && n.maint.Reason != "":
 			s += ": " + n.maint.Reason
-		case n.reason != "":
-			s += ": " + n.reason
+		case n.src.Reason != "":
+			s += ": " + n.src.Reason
 		}
 		parts = append(parts, s)
 	}

@@ -1,8 +1,11 @@
 package rollcall
 
 import (
+	"cmp"
+	"hash/maphash"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -20,7 +23,10 @@ import (
 // words, whatever the number of zones and networks. Everything reachable
 // from the index is shared by concurrent queries and never modified.
 
-// instAnswers is what one instance contributes to answers.
+// instAnswers is what one instance contributes to answers. It is 128
+// bytes, an allocation size class: there is one per instance, so a field
+// more costs 16 or more bytes an instance. What only the HTTP API reads
+// (since, reason, shard) is read from src.
 type instAnswers struct {
 	// The records this was built from: an unchanged instance is reused
 	// when its service is rebuilt.
@@ -35,16 +41,58 @@ type instAnswers struct {
 	on    [][]netip.Addr
 	ports []registry.Port
 
-	// Health (docs/DESIGN.md, "Health"). state is the record's effective
-	// state (never ""); since and reason are as the agent wrote them.
-	state  registry.State
-	since  int64
-	reason string
-	// maint is the active maintenance that holds the instance out of
-	// service, its own or its host's (state.maintOf); nil when none.
-	// (The SRV weight is state.Weight(), worked out per record rather than
-	// kept: a field would take the struct to the next allocation size.)
+	// Health (docs/DESIGN.md, "Health"). maint is the active maintenance
+	// that holds the instance out of service, its own or its host's
+	// (state.maintOf); nil when none. state is the record's effective
+	// state, as a byte rather than the 16-byte string. (The SRV weight is
+	// state.Weight(), worked out per record rather than kept.)
 	maint *registry.Maintenance
+	state health
+}
+
+// health is an instance's effective registry.State in one byte.
+type health uint8
+
+const (
+	healthPassing health = iota
+	healthWarning
+	healthCritical
+	healthDraining
+)
+
+// healthStates is each health's registry.State.
+var healthStates = [...]registry.State{
+	healthPassing:  registry.StatePassing,
+	healthWarning:  registry.StateWarning,
+	healthCritical: registry.StateCritical,
+	healthDraining: registry.StateDraining,
+}
+
+// healthOf is the health of a validated record's state (registry.CheckState).
+func healthOf(s registry.State) health {
+	switch s.Effective() {
+	case registry.StateWarning:
+		return healthWarning
+	case registry.StateCritical:
+		return healthCritical
+	case registry.StateDraining:
+		return healthDraining
+	}
+	return healthPassing
+}
+
+// State is the registry state, never "".
+func (h health) State() registry.State { return healthStates[h] }
+
+// InService is registry.State.InService.
+func (h health) InService() bool { return h == healthPassing || h == healthWarning }
+
+// Weight is registry.State.Weight.
+func (h health) Weight() uint16 {
+	if h == healthWarning {
+		return registry.WeightWarning
+	}
+	return registry.WeightPassing
 }
 
 // inService reports whether the instance is served under its service's
@@ -58,7 +106,7 @@ func (inst *instAnswers) inService() bool {
 // failsOpen reports whether the instance is served when its service fails
 // open: critical and not in maintenance. Draining instances never are.
 func (inst *instAnswers) failsOpen() bool {
-	return inst.maint == nil && inst.state == registry.StateCritical
+	return inst.maint == nil && inst.state == healthCritical
 }
 
 // dnsState is the state <host>.<service>.Z names in its TXT record, and
@@ -68,7 +116,7 @@ func (inst *instAnswers) dnsState() string {
 	if inst.maint != nil {
 		return stateMaintenance
 	}
-	return string(inst.state)
+	return string(inst.state.State())
 }
 
 // stateMaintenance is the state shown for an instance under maintenance:
@@ -116,8 +164,72 @@ func (inst *instAnswers) addrsFor(view viewSet) []netip.Addr {
 // portAnswers is one named port of a service: the instances having it and
 // their port numbers.
 type portAnswers struct {
+	key   string // "_<name>._<proto>"
 	insts []*instAnswers
 	port  []uint16
+}
+
+// shardSpan is one shard of a service: its instances are
+// svcAnswers.shardInsts[previous span's end:end].
+type shardSpan struct {
+	name string
+	end  int
+}
+
+// manyNames is how many names (hosts, shards, ports) a service has before
+// it finds them with a map: below it, a scan of their hashes (nameSet)
+// reads one or two cache lines and costs a few bytes a name where a map
+// costs about fifty; most services have a few instances.
+const manyNames = 32
+
+// nameSeed seeds nameHash: fixed for the process, so every index agrees.
+var nameSeed = maphash.MakeSeed()
+
+func nameHash(name []byte) uint32 { return uint32(maphash.Bytes(nameSeed, name)) }
+
+// nameSet finds the position of a name among a service's hosts, shards or
+// ports: by a scan of their hashes when there are at most manyNames, else
+// by a map. The caller checks the name at the position found (a hash can
+// collide), and name(i) is the i-th name.
+type nameSet struct {
+	hashes []uint32
+	many   map[string]int
+}
+
+func newNameSet(n int, name func(i int) string) nameSet {
+	var set nameSet
+	if n > manyNames {
+		set.many = make(map[string]int, n)
+		for i := range n {
+			set.many[name(i)] = i
+		}
+		return set
+	}
+	set.hashes = make([]uint32, n)
+	for i := range n {
+		set.hashes[i] = uint32(maphash.String(nameSeed, name(i)))
+	}
+	return set
+}
+
+// find returns the position of label, or -1.
+func (set *nameSet) find(label []byte, name func(i int) string) int {
+	if set.many != nil {
+		if i, ok := set.many[string(label)]; ok {
+			return i
+		}
+		return -1
+	}
+	if len(set.hashes) == 0 {
+		return -1
+	}
+	h := nameHash(label)
+	for i, x := range set.hashes {
+		if x == h && name(i) == string(label) {
+			return i
+		}
+	}
+	return -1
 }
 
 // masterAnswers is the elected master of a service.
@@ -150,9 +262,14 @@ type svcAnswers struct {
 	// subset under max_answers is taken from these, or it could come out
 	// empty.
 	withPorts []*instAnswers
-	byHost    map[string]*instAnswers   // every instance
-	byShard   map[string][]*instAnswers // instances served
-	ports     map[string]*portAnswers   // by "_<port>._<proto>", instances served
+	hosts     nameSet // every instance: all's hosts
+	// The instances served that have a shard, by shard then host, and
+	// where each shard's end (shardNames finds them by name).
+	shardInsts []*instAnswers
+	shards     []shardSpan
+	shardNames nameSet
+	ports      []portAnswers // the named ports of the instances served
+	portNames  nameSet
 	// Which of _tcp.<service> and _udp.<service> have names below them.
 	tcp, udp bool
 	master   *masterAnswers // nil: no master served
@@ -160,6 +277,41 @@ type svcAnswers struct {
 	// ones are served instead (`fail_open`, on by default).
 	failingOpen bool
 }
+
+// instance returns the instance on host, or nil.
+func (service *svcAnswers) instance(host []byte) *instAnswers {
+	if i := service.hosts.find(host, service.hostAt); i >= 0 {
+		return service.all[i]
+	}
+	return nil
+}
+
+func (service *svcAnswers) hostAt(i int) string { return service.all[i].host }
+
+// shard returns the instances served that registered shard, or nil.
+func (service *svcAnswers) shard(shard []byte) []*instAnswers {
+	i := service.shardNames.find(shard, service.shardAt)
+	if i < 0 {
+		return nil
+	}
+	from := 0
+	if i > 0 {
+		from = service.shards[i-1].end
+	}
+	return service.shardInsts[from:service.shards[i].end]
+}
+
+func (service *svcAnswers) shardAt(i int) string { return service.shards[i].name }
+
+// port returns the named port label ("_<name>._<proto>"), or nil.
+func (service *svcAnswers) port(label []byte) *portAnswers {
+	if i := service.portNames.find(label, service.portAt); i >= 0 {
+		return &service.ports[i]
+	}
+	return nil
+}
+
+func (service *svcAnswers) portAt(i int) string { return service.ports[i].key }
 
 // serves reports whether the service's own names answer with inst: in
 // service, or critical while the service fails open.
@@ -354,10 +506,7 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.T
 	if len(insts) == 0 {
 		return nil
 	}
-	service := &svcAnswers{
-		all:    make([]*instAnswers, 0, len(insts)),
-		byHost: make(map[string]*instAnswers, len(insts)),
-	}
+	service := &svcAnswers{all: make([]*instAnswers, 0, len(insts))}
 	hosts := make([]string, 0, len(insts))
 	for h := range insts {
 		hosts = append(hosts, h)
@@ -369,7 +518,7 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.T
 		maint := st.maintOf(h, svc, now)
 		var inst *instAnswers
 		if old != nil {
-			if o := old.byHost[h]; o != nil && o.src == in && o.srcHost == st.hosts[h] {
+			if o := old.instance([]byte(h)); o != nil && o.src == in && o.srcHost == st.hosts[h] {
 				inst = o
 				if o.maint != maint {
 					// Only the maintenance changed: share the addresses.
@@ -383,7 +532,6 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.T
 			inst = ix.buildInstance(st, in, maint)
 		}
 		service.all = append(service.all, inst)
-		service.byHost[h] = inst
 		if inst.inService() {
 			inService++
 		}
@@ -410,33 +558,9 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.T
 			}
 		}
 	}
-	for _, inst := range service.insts {
-		in := inst.src
-		if in.Shard != "" {
-			if service.byShard == nil {
-				service.byShard = map[string][]*instAnswers{}
-			}
-			service.byShard[in.Shard] = append(service.byShard[in.Shard], inst)
-		}
-		if len(in.Ports) > 0 {
-			service.withPorts = append(service.withPorts, inst)
-		}
-		for _, p := range in.Ports {
-			if service.ports == nil {
-				service.ports = map[string]*portAnswers{}
-			}
-			key := "_" + p.Name + "._" + p.Proto
-			namedPort := service.ports[key]
-			if namedPort == nil {
-				namedPort = &portAnswers{}
-				service.ports[key] = namedPort
-			}
-			namedPort.insts = append(namedPort.insts, inst)
-			namedPort.port = append(namedPort.port, uint16(p.Port))
-			service.tcp = service.tcp || p.Proto == "tcp"
-			service.udp = service.udp || p.Proto == "udp"
-		}
-	}
+	service.hosts = newNameSet(len(service.all), service.hostAt)
+	ix.buildShards(service)
+	ix.buildPorts(service)
 	service.flat = make([]flatAddrs, len(ix.nets)+1)
 	for k := range service.flat {
 		var view viewSet
@@ -444,6 +568,22 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.T
 			view = 1 << uint(k)
 		}
 		fa := &service.flat[k]
+		n4, n6 := 0, 0
+		for _, inst := range service.insts {
+			for _, ip := range inst.addrsFor(view) {
+				if ip.Is4() {
+					n4++
+				} else {
+					n6++
+				}
+			}
+		}
+		if n4 > 0 {
+			fa.v4 = make([][4]byte, 0, n4)
+		}
+		if n6 > 0 {
+			fa.v6 = make([][16]byte, 0, n6)
+		}
 		for _, inst := range service.insts {
 			for _, ip := range inst.addrsFor(view) {
 				if ip.Is4() {
@@ -459,11 +599,103 @@ func (ix *index) buildService(st *state, svc string, old *svcAnswers, now time.T
 	// resolve. Its state does not matter here: an agent whose instance
 	// leaves service resigns, and the next master is elected.
 	if host, term, ok := st.leader(svc); ok {
-		if inst := service.byHost[host]; inst != nil {
+		if inst := service.instance([]byte(host)); inst != nil {
 			service.master = &masterAnswers{inst: inst, txt: packTXT("host="+host, "term="+strconv.FormatInt(term, 10))}
 		}
 	}
 	return service
+}
+
+// buildShards indexes the instances served by shard: sorted by shard, and
+// by host within a shard as service.insts is.
+//
+// Its slices, like the others of the index, are made at their final size:
+// growing them by append would leave a quarter to a half of each unused.
+func (ix *index) buildShards(service *svcAnswers) {
+	n := 0
+	for _, inst := range service.insts {
+		if inst.src.Shard != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	service.shardInsts = make([]*instAnswers, 0, n)
+	for _, inst := range service.insts {
+		if inst.src.Shard != "" {
+			service.shardInsts = append(service.shardInsts, inst)
+		}
+	}
+	slices.SortStableFunc(service.shardInsts, func(a, b *instAnswers) int { return cmp.Compare(a.src.Shard, b.src.Shard) })
+	n = 0
+	for i, inst := range service.shardInsts {
+		if i == 0 || inst.src.Shard != service.shardInsts[i-1].src.Shard {
+			n++
+		}
+	}
+	service.shards = make([]shardSpan, 0, n)
+	for i, inst := range service.shardInsts {
+		if i > 0 && inst.src.Shard == service.shardInsts[i-1].src.Shard {
+			service.shards[len(service.shards)-1].end = i + 1
+			continue
+		}
+		service.shards = append(service.shards, shardSpan{name: inst.src.Shard, end: i + 1})
+	}
+	service.shardNames = newNameSet(len(service.shards), service.shardAt)
+}
+
+// buildPorts indexes the instances served by named port, and notes which
+// of _tcp and _udp have names below them.
+func (ix *index) buildPorts(service *svcAnswers) {
+	n := 0
+	for _, inst := range service.insts {
+		if len(inst.ports) > 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	service.withPorts = make([]*instAnswers, 0, n)
+	for _, inst := range service.insts {
+		if len(inst.ports) > 0 {
+			service.withPorts = append(service.withPorts, inst)
+		}
+	}
+	for _, inst := range service.withPorts {
+		for _, p := range inst.ports {
+			i := slices.IndexFunc(service.ports, func(np portAnswers) bool { return isPortKey(np.key, p) })
+			if i < 0 {
+				i = len(service.ports)
+				service.ports = append(service.ports, portAnswers{key: portKey(p)})
+			}
+			np := &service.ports[i]
+			np.insts = append(np.insts, inst)
+			np.port = append(np.port, uint16(p.Port))
+			service.tcp = service.tcp || p.Proto == "tcp"
+			service.udp = service.udp || p.Proto == "udp"
+		}
+	}
+	service.ports = slices.Clip(service.ports)
+	for i := range service.ports {
+		// A port every instance with ports has (the usual case: one
+		// port) shares withPorts rather than repeat it: it holds the same
+		// instances in the same order.
+		if np := &service.ports[i]; len(np.insts) == len(service.withPorts) {
+			np.insts = service.withPorts
+		}
+	}
+	service.portNames = newNameSet(len(service.ports), service.portAt)
+}
+
+// portKey is the label of a named port below its service, "_<name>._<proto>".
+func portKey(p registry.Port) string { return "_" + p.Name + "._" + p.Proto }
+
+// isPortKey reports whether key is portKey(p), without building it.
+func isPortKey(key string, p registry.Port) bool {
+	n := len(p.Name)
+	return len(key) == n+len(p.Proto)+3 && key[1:1+n] == p.Name && key[n+3:] == p.Proto
 }
 
 // packTXT packs TXT character strings (each under 256 bytes).
@@ -479,7 +711,7 @@ func (ix *index) buildInstance(st *state, in *registry.Instance, maint *registry
 	addrs := st.addrsOf(in)
 	inst := &instAnswers{
 		src: in, srcHost: st.hosts[in.Host], host: in.Host, ports: in.Ports,
-		state: in.State.Effective(), since: in.Since, reason: in.Reason, maint: maint,
+		state: healthOf(in.State), maint: maint,
 	}
 	inst.pub = servable(addrs[registry.PublicNetwork])
 	for i, n := range ix.nets {

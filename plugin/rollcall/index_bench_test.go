@@ -2,6 +2,9 @@ package rollcall
 
 import (
 	"fmt"
+	"net/netip"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/rollcall/rollcall/registry"
@@ -61,4 +64,94 @@ func BenchmarkIndexReplace(b *testing.B) {
 	for b.Loop() {
 		ix.replace(st)
 	}
+}
+
+// scaleState is the scale benchmark's data set (bench/data.go) decoded as
+// the loader decodes a list: 10,000 services of 10 instances over 10,000
+// hosts, each host on public and both overlays of testNets, each instance
+// with a shard and a port, two candidates per service. The values are
+// encoded by registry and the keys are fresh strings, as etcd's are.
+func scaleState(tb testing.TB) *state {
+	const services, perService, hosts = 10000, 10, 10000
+	keys := registry.MustKeys("/rcbig")
+	st := newState(keys)
+	ch := newChanges()
+	rev := int64(0)
+	put := func(key string, value []byte) {
+		rev++
+		if err := st.put(key, value, rev, ch); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	host := func(h int) string { return fmt.Sprintf("h-%05d", h) }
+	for h := 0; h < hosts; h++ {
+		v, err := registry.EncodeHost(&registry.Host{Name: host(h), Addrs: registry.Addrs{
+			registry.PublicNetwork: {netip.AddrFrom4([4]byte{198, 18 + byte(h>>16), byte(h >> 8), byte(h)})},
+			"vpn0":                 {netip.AddrFrom4([4]byte{10, 100 + byte(h>>16), byte(h >> 8), byte(h)})},
+			"vpn1":                 {netip.AddrFrom4([4]byte{10, 200 + byte(h>>16), byte(h >> 8), byte(h)})},
+		}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		put(keys.Host(host(h)), v)
+	}
+	for s := 0; s < services; s++ {
+		svc := fmt.Sprintf("svc-%05d", s)
+		for j := 0; j < perService; j++ {
+			h := host((s + j) % hosts)
+			v, err := registry.EncodeInstance(&registry.Instance{
+				Service: svc, Host: h, Shard: "s" + strconv.Itoa(j),
+				Ports: []registry.Port{{Name: "http", Port: 8080, Proto: "tcp"}},
+			})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			put(keys.Instance(h, svc), v)
+		}
+		for j := 0; j < 2; j++ {
+			put(keys.Election(svc)+"/"+strconv.FormatInt(int64(1000+(s+j)%hosts), 16), []byte(host((s+j)%hosts)))
+		}
+	}
+	st.rev = rev
+	return st
+}
+
+// liveHeap is the heap in use after a full collection: what the process
+// holds, garbage excluded.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// memSink keeps BenchmarkIndexMemory's last state and index alive until
+// the end of the run, so that -memprofile (written then) shows them as in
+// use.
+var memSink []any
+
+// BenchmarkIndexMemory measures what the scale data set (100,000 instances)
+// holds in memory once listed: the decoded state and one server block's
+// index, in bytes per instance, each after a full collection so garbage is
+// not counted. The figures are deterministic for a given Go version; run
+// with -benchtime 1x (each iteration builds the whole set), and with
+// -memprofile to see where the bytes are (pprof -sample_index=inuse_space).
+func BenchmarkIndexMemory(b *testing.B) {
+	var stateB, indexB float64
+	for b.Loop() {
+		base := liveHeap()
+		st := scaleState(b)
+		withState := liveHeap()
+		ix := newIndex(testNets(), "")
+		ix.replace(st)
+		withIndex := liveHeap()
+		stateB += float64(withState - base)
+		indexB += float64(withIndex - withState)
+		memSink = []any{st, ix}
+	}
+	n := float64(b.N) * 100000
+	b.ReportMetric(stateB/n, "state-B/instance")
+	b.ReportMetric(indexB/n, "index-B/instance")
+	b.ReportMetric((stateB+indexB)/n, "bytes/instance")
 }

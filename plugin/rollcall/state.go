@@ -1,7 +1,9 @@
 package rollcall
 
 import (
-	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rollcall/rollcall/registry"
@@ -26,8 +28,8 @@ type state struct {
 	rev       int64
 	hosts     map[string]*registry.Host                // host -> record
 	insts     map[string]map[string]*registry.Instance // service -> host -> instance
-	hostSvcs  map[string]map[string]struct{}           // host -> services it has an instance of
-	elections map[string]map[int64]registry.Candidate  // service -> lease -> candidate
+	hostSvcs  map[string][]string                      // host -> services it has an instance of, sorted
+	elections map[string][]candidate                   // service -> its candidates, in the order they came
 	ninsts    int                                      // instances in insts
 	// Maintenance records as written, expired ones too: whether one is
 	// active depends on the time an answer is built (maintOf).
@@ -37,6 +39,26 @@ type state struct {
 	// before it has its subscribers build them: every block then agrees on
 	// which maintenance has expired. Zero means the time of building.
 	now time.Time
+
+	// names holds one copy of every host, service, shard, port and
+	// protocol name the records use (intern): a name is otherwise a new
+	// string in every record and key that holds it, and a map key cut
+	// from an etcd key keeps the whole key alive. sweepAt is the size at
+	// which names no longer used are dropped (sweep).
+	names   map[string]string
+	sweepAt int
+	// portLists is the same for instances' port lists, by portListKey:
+	// the instances of a service usually all have the same ports.
+	portLists map[string][]registry.Port
+}
+
+// candidate is one key of a service's election: registry.Candidate without
+// the key, which nothing here reads (the lease identifies it).
+type candidate struct {
+	lease int64
+	rev   int64 // create revision: its place in the election, its term
+	host  string
+	err   error
 }
 
 func newState(keys registry.Keys) *state {
@@ -44,11 +66,121 @@ func newState(keys registry.Keys) *state {
 		keys:      keys,
 		hosts:     map[string]*registry.Host{},
 		insts:     map[string]map[string]*registry.Instance{},
-		hostSvcs:  map[string]map[string]struct{}{},
-		elections: map[string]map[int64]registry.Candidate{},
+		hostSvcs:  map[string][]string{},
+		elections: map[string][]candidate{},
 		maint:     map[string]*registry.Maintenance{},
 		maintSvc:  map[string]map[string]*registry.Maintenance{},
+		names:     map[string]string{},
+		portLists: map[string][]registry.Port{},
+		sweepAt:   minSweep,
 	}
+}
+
+// minSweep is the fewest names the state holds before it looks for unused
+// ones: below it, the table is too small to matter.
+const minSweep = 1024
+
+// intern returns the state's copy of name, making one when it has none.
+// Only put calls it, and only with names it is about to store: a sweep
+// (at the start of put) then keeps them.
+func (s *state) intern(name string) string {
+	if name == "" {
+		return ""
+	}
+	if c, ok := s.names[name]; ok {
+		return c
+	}
+	c := strings.Clone(name)
+	s.names[c] = c
+	return c
+}
+
+// sweep drops the names no record holds any more (hosts and services that
+// left), so that a registry whose names change over time does not grow
+// the table without end. It walks the whole state, and runs when the
+// table has doubled since the last sweep: its cost per new name is
+// constant.
+func (s *state) sweep() {
+	live := make(map[string]string, len(s.names))
+	lists := map[string][]registry.Port{}
+	keep := func(name string) {
+		if name != "" {
+			live[name] = name
+		}
+	}
+	for host := range s.hosts {
+		keep(host)
+	}
+	for svc, m := range s.insts {
+		keep(svc)
+		for host, in := range m {
+			keep(host)
+			keep(in.Shard)
+			keep(string(in.State))
+			for _, p := range in.Ports {
+				keep(p.Name)
+				keep(p.Proto)
+			}
+			if len(in.Ports) > 0 {
+				lists[portListKey(in.Ports)] = in.Ports
+			}
+		}
+	}
+	for svc, cands := range s.elections {
+		keep(svc)
+		for _, c := range cands {
+			keep(c.host)
+		}
+	}
+	for host := range s.maint {
+		keep(host)
+	}
+	for host, hm := range s.maintSvc {
+		keep(host)
+		for svc := range hm {
+			keep(svc)
+		}
+	}
+	s.names, s.portLists = live, lists
+	s.sweepAt = max(2*len(live), minSweep)
+}
+
+// internInstance points a decoded instance's names at the state's copies:
+// host and service are the key's (the record was checked to name them).
+func (s *state) internInstance(in *registry.Instance, host, svc string) {
+	in.Host, in.Service = host, svc
+	in.Shard = s.intern(in.Shard)
+	in.State = registry.State(s.intern(string(in.State)))
+	if len(in.Ports) == 0 {
+		return
+	}
+	key := portListKey(in.Ports)
+	if ports, ok := s.portLists[key]; ok {
+		in.Ports = ports
+		return
+	}
+	for i := range in.Ports {
+		in.Ports[i].Name = s.intern(in.Ports[i].Name)
+		in.Ports[i].Proto = s.intern(in.Ports[i].Proto)
+	}
+	// The key is interned so that it counts towards the next sweep, which
+	// drops the lists no instance holds any more.
+	s.portLists[s.intern(key)] = slices.Clip(in.Ports)
+}
+
+// portListKey identifies a port list: names and protocols are DNS labels,
+// so "/" and "," cannot occur in them.
+func portListKey(ports []registry.Port) string {
+	var b strings.Builder
+	for _, p := range ports {
+		b.WriteString(p.Name)
+		b.WriteByte('/')
+		b.WriteString(strconv.Itoa(p.Port))
+		b.WriteByte('/')
+		b.WriteString(p.Proto)
+		b.WriteByte(',')
+	}
+	return b.String()
 }
 
 // changes collects what one batch of events touched, so that subscribers
@@ -89,6 +221,9 @@ func (s *state) put(key string, value []byte, createRev int64, ch changes) error
 	if err != nil {
 		return skipErr(err)
 	}
+	if len(s.names) >= s.sweepAt {
+		s.sweep()
+	}
 	switch k.Kind {
 	case registry.KindHost:
 		h, err := registry.DecodeHost(k, value)
@@ -96,43 +231,47 @@ func (s *state) put(key string, value []byte, createRev int64, ch changes) error
 			s.delHost(k.Host, ch)
 			return skipErr(err)
 		}
-		s.hosts[k.Host] = h
-		s.touchHost(k.Host, ch)
+		host := s.intern(k.Host)
+		h.Name = host
+		s.hosts[host] = h
+		s.touchHost(host, ch)
 	case registry.KindInstance:
 		in, err := registry.DecodeInstance(k, value)
 		if err != nil {
 			s.delInstance(k.Host, k.Service, ch)
 			return skipErr(err)
 		}
-		m := s.insts[k.Service]
+		host, svc := s.intern(k.Host), s.intern(k.Service)
+		s.internInstance(in, host, svc)
+		m := s.insts[svc]
 		if m == nil {
 			m = map[string]*registry.Instance{}
-			s.insts[k.Service] = m
+			s.insts[svc] = m
 		}
-		if _, ok := m[k.Host]; !ok {
+		if _, ok := m[host]; !ok {
 			s.ninsts++
 		}
-		m[k.Host] = in
-		hs := s.hostSvcs[k.Host]
-		if hs == nil {
-			hs = map[string]struct{}{}
-			s.hostSvcs[k.Host] = hs
+		m[host] = in
+		hs := s.hostSvcs[host]
+		if i, found := slices.BinarySearch(hs, svc); !found {
+			s.hostSvcs[host] = slices.Insert(hs, i, svc)
 		}
-		hs[k.Service] = struct{}{}
-		ch.services[k.Service] = struct{}{}
+		ch.services[svc] = struct{}{}
 	case registry.KindElection:
 		// A candidate whose value is garbage stays, so that it still holds
 		// its place in the order (registry.Leader).
-		c := registry.NewCandidate(key, createRev, value)
-		m := s.elections[k.Service]
-		if m == nil {
-			m = map[int64]registry.Candidate{}
-			s.elections[k.Service] = m
+		rc := registry.NewCandidate(key, createRev, value)
+		svc := s.intern(k.Service)
+		c := candidate{lease: k.Lease, rev: rc.CreateRevision, host: s.intern(rc.Host), err: rc.Err}
+		cands := s.elections[svc]
+		if i := slices.IndexFunc(cands, func(o candidate) bool { return o.lease == k.Lease }); i >= 0 {
+			cands[i] = c
+		} else {
+			s.elections[svc] = append(cands, c)
 		}
-		m[k.Lease] = c
-		ch.services[k.Service] = struct{}{}
-		if c.Err != nil {
-			return skipErr(c.Err)
+		ch.services[svc] = struct{}{}
+		if c.err != nil {
+			return skipErr(c.err)
 		}
 	case registry.KindMaintenance:
 		m, err := registry.DecodeMaintenance(k, value)
@@ -142,7 +281,7 @@ func (s *state) put(key string, value []byte, createRev int64, ch changes) error
 			s.delMaint(k.Host, k.Service, ch)
 			return skipErr(err)
 		}
-		s.setMaint(k.Host, k.Service, m, ch)
+		s.setMaint(s.intern(k.Host), s.intern(k.Service), m, ch)
 	}
 	return nil
 }
@@ -159,14 +298,14 @@ func (s *state) del(key string, ch changes) {
 	case registry.KindInstance:
 		s.delInstance(k.Host, k.Service, ch)
 	case registry.KindElection:
-		if m := s.elections[k.Service]; m != nil {
-			if _, ok := m[k.Lease]; ok {
-				delete(m, k.Lease)
-				if len(m) == 0 {
-					delete(s.elections, k.Service)
-				}
-				ch.services[k.Service] = struct{}{}
+		cands := s.elections[k.Service]
+		if i := slices.IndexFunc(cands, func(o candidate) bool { return o.lease == k.Lease }); i >= 0 {
+			if len(cands) == 1 {
+				delete(s.elections, k.Service)
+			} else {
+				s.elections[k.Service] = slices.Delete(cands, i, i+1)
 			}
+			ch.services[k.Service] = struct{}{}
 		}
 	case registry.KindMaintenance:
 		s.delMaint(k.Host, k.Service, ch)
@@ -185,7 +324,7 @@ func (s *state) delHost(host string, ch changes) {
 // an instance without its own addrs is served with its host's.
 func (s *state) touchHost(host string, ch changes) {
 	ch.hosts[host] = struct{}{}
-	for svc := range s.hostSvcs[host] {
+	for _, svc := range s.hostSvcs[host] {
 		ch.services[svc] = struct{}{}
 	}
 }
@@ -200,10 +339,12 @@ func (s *state) delInstance(host, svc string, ch changes) {
 	if len(m) == 0 {
 		delete(s.insts, svc)
 	}
-	if hs := s.hostSvcs[host]; hs != nil {
-		delete(hs, svc)
-		if len(hs) == 0 {
+	hs := s.hostSvcs[host]
+	if i, found := slices.BinarySearch(hs, svc); found {
+		if len(hs) == 1 {
 			delete(s.hostSvcs, host)
+		} else {
+			s.hostSvcs[host] = slices.Delete(hs, i, i+1)
 		}
 	}
 	ch.services[svc] = struct{}{}
@@ -253,7 +394,7 @@ func (s *state) touchMaint(host, svc string, ch changes) {
 		ch.services[svc] = struct{}{}
 		return
 	}
-	for svc := range s.hostSvcs[host] {
+	for _, svc := range s.hostSvcs[host] {
 		ch.services[svc] = struct{}{}
 	}
 }
@@ -322,7 +463,14 @@ func (s *state) expired(after, upTo int64, ch changes) {
 // candidate's value is garbage: the next one is not master, so nobody is
 // served.
 func (s *state) leader(svc string) (host string, term int64, ok bool) {
-	lead, ok := registry.Leader(maps.Values(s.elections[svc]))
+	cands := s.elections[svc]
+	lead, ok := registry.Leader(func(yield func(registry.Candidate) bool) {
+		for _, c := range cands {
+			if !yield(registry.Candidate{Host: c.host, Err: c.err, CreateRevision: c.rev}) {
+				return
+			}
+		}
+	})
 	if !ok || lead.Err != nil {
 		return "", 0, false
 	}

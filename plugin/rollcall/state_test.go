@@ -2,8 +2,10 @@ package rollcall
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -112,7 +114,7 @@ func TestIndexIncremental(t *testing.T) {
 	ix := newIndex(testNets(), "")
 	ix.replace(st)
 	before := ix.services["db"]
-	before2 := ix.services["web"].byHost["h1"]
+	before2 := ix.services["web"].instance([]byte("h1"))
 	ch := newChanges()
 	if err := st.put("/rollcall/hosts/h3/services/web", []byte(`{"service":"web","host":"h3","shard":"s9"}`), 99, ch); err != nil {
 		t.Fatal(err)
@@ -123,10 +125,10 @@ func TestIndexIncremental(t *testing.T) {
 		t.Errorf("db was rebuilt by a change to web")
 	}
 	web := ix.services["web"]
-	if web.byShard["s9"] == nil {
+	if web.shard([]byte("s9")) == nil {
 		t.Errorf("web not rebuilt")
 	}
-	if web.byHost["h1"] != before2 {
+	if web.instance([]byte("h1")) != before2 {
 		t.Errorf("unchanged instance h1 of web was rebuilt")
 	}
 	// A host change rebuilds every service with an instance on that host.
@@ -222,5 +224,46 @@ func TestLocalView(t *testing.T) {
 				t.Errorf("view %b, want %b", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestStateNamesSwept checks that the state's one copy of each name
+// (state.intern) does not outlive the records: hosts, services and port
+// lists that come and go leave the table no larger than what is registered,
+// twice over, and records share one copy of a name and of a port list.
+func TestStateNamesSwept(t *testing.T) {
+	st := newState(registry.MustKeys("/rollcall"))
+	for i := range 20 * minSweep {
+		ch := newChanges()
+		host, svc := fmt.Sprintf("h%d", i), fmt.Sprintf("s%d", i)
+		key := "/rollcall/hosts/" + host + "/services/" + svc
+		value := fmt.Sprintf(`{"service":%q,"host":%q,"shard":"x","ports":[{"name":"p%d","port":80,"proto":"tcp"}]}`, svc, host, i)
+		if err := st.put(key, []byte(value), int64(i+1), ch); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 { // keep every other one: h0, h2, ...
+			st.del(key, ch)
+		}
+	}
+	if st.ninsts != 10*minSweep {
+		t.Fatalf("%d instances, want %d", st.ninsts, 10*minSweep)
+	}
+	// Each instance kept holds 3 names and a port list, shard and tcp are
+	// shared: 4 per instance, twice that before a sweep.
+	if n, most := len(st.names), 2*4*st.ninsts+minSweep; n > most {
+		t.Errorf("%d names interned for %d instances, want at most %d", n, st.ninsts, most)
+	}
+	a, b := st.insts["s0"]["h0"], st.insts["s2"]["h2"]
+	if unsafe.StringData(a.Shard) != unsafe.StringData(b.Shard) || unsafe.StringData(a.Ports[0].Proto) != unsafe.StringData(b.Ports[0].Proto) {
+		t.Error("two instances' shard or protocol are separate copies")
+	}
+	ch := newChanges()
+	for _, h := range []string{"h4", "h6"} {
+		if err := st.put("/rollcall/hosts/"+h+"/services/web", []byte(`{"service":"web","host":"`+h+`","ports":[{"name":"http","port":80,"proto":"tcp"}]}`), 1, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, q := st.insts["web"]["h4"].Ports, st.insts["web"]["h6"].Ports; &p[0] != &q[0] || len(p) != 1 || p[0] != (registry.Port{Name: "http", Port: 80, Proto: "tcp"}) {
+		t.Errorf("same ports in two instances: %v at %p and %v at %p, want one shared list", p, p, q, q)
 	}
 }
