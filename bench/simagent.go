@@ -19,8 +19,8 @@ import (
 
 // simAgent is one simulated host: a lease of agentTTL carrying its host
 // record, renewed as servicereg renews it (servicereg/lease.go), and
-// granted again with its record rewritten when it is lost (as the agent's
-// main loop does). It does nothing else: no systemd, no instances.
+// granted again with its record rewritten when etcd says it is gone (as the
+// agent's main loop does). It does nothing else: no systemd, no instances.
 type simAgent struct {
 	host string
 	cli  *clientv3.Client
@@ -37,8 +37,9 @@ type agentFarm struct {
 
 	renewals  atomic.Int64 // renewals that succeeded
 	failures  atomic.Int64 // renewals that failed (each retried)
-	lapsed    atomic.Int64 // leases the agents saw run out (no renewal for a whole TTL, or gone)
-	regrants  atomic.Int64 // leases granted again after one was lost
+	lapsed    atomic.Int64 // times an agent went a whole TTL without a renewal (by its clock; it renews on)
+	regrants  atomic.Int64 // leases granted again after etcd said one was gone
+	grants    atomic.Int64 // grants etcd answered, first registrations included
 	writeErrs atomic.Int64 // grants and host-record writes that failed (each retried)
 
 	mu      sync.Mutex
@@ -48,14 +49,15 @@ type agentFarm struct {
 // The agent's lease timing, as servicereg uses it (servicereg/lease.go:
 // renewals every TTL/3, each bounded by renewTimeout, failures retried by
 // renewRetry; servicereg/retry.go: grants and writes retried by
-// retryPolicy). The functions there are the agent's own, unexported; these
-// are the same numbers for the default TTL.
+// retryPolicy, each bounded by etcdOpTimeout). The functions there are the
+// agent's own, unexported; these are the same numbers for the default TTL.
 const agentTTL = 10 * time.Second
 
 var (
 	agentRenewTimeout = max(agentTTL/6, 500*time.Millisecond)
 	agentRenewRetry   = backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(agentTTL/10, 200*time.Millisecond)}
 	agentWriteRetry   = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: min(5*time.Second, agentTTL/2)}
+	agentOpTimeout    = 5 * time.Second
 )
 
 // run registers the agent and keeps its lease alive until ctx ends; ready
@@ -79,14 +81,15 @@ func (a *simAgent) run(ctx context.Context, ready func()) {
 			wait = rand.N(wait) + time.Millisecond
 		}
 		if a.keepAlive(ctx, id, wait) {
-			a.farm.lapsed.Add(1)
 			a.farm.regrants.Add(1)
 		}
 	}
 }
 
-// register grants a lease and writes the host record on it, retrying with
-// the agent's back-off until both succeed or ctx ends.
+// register grants a lease and writes the host record on it, as the agent's
+// main loop does: a failed grant or write is retried with the agent's
+// back-off (reset by a grant), a write on the same lease unless etcd says the
+// lease is gone, until both succeed or ctx ends.
 func (a *simAgent) register(ctx context.Context) (clientv3.LeaseID, error) {
 	retry := backoff.New(agentWriteRetry)
 	ttl := int64(agentTTL / time.Second)
@@ -94,16 +97,29 @@ func (a *simAgent) register(ctx context.Context) (clientv3.LeaseID, error) {
 	if err != nil {
 		return 0, err
 	}
+	var id clientv3.LeaseID
 	for {
-		rctx, cancel := context.WithTimeout(ctx, agentTTL/2)
-		l, err := a.cli.Grant(rctx, ttl)
-		if err == nil {
-			_, err = a.cli.Put(rctx, a.keys.Host(a.host), string(v), clientv3.WithLease(l.ID))
+		if id == 0 {
+			gctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), agentOpTimeout)
+			l, err := a.cli.Grant(gctx, ttl)
+			cancel()
+			if err == nil {
+				id = l.ID
+				a.farm.grants.Add(1)
+				retry.Reset()
+			}
 		}
-		cancel()
-		if err == nil {
-			a.lastOK.Store(int64(time.Since(a.farm.base)))
-			return l.ID, nil
+		if id != 0 {
+			pctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), agentOpTimeout)
+			_, err = a.cli.Put(pctx, a.keys.Host(a.host), string(v), clientv3.WithLease(id))
+			cancel()
+			if err == nil {
+				a.lastOK.Store(int64(time.Since(a.farm.base)))
+				return id, nil
+			}
+			if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+				id = 0
+			}
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -117,10 +133,12 @@ func (a *simAgent) register(ctx context.Context) (clientv3.LeaseID, error) {
 
 // keepAlive renews lease id every TTL/3 as servicereg does (the first
 // renewal after wait), each renewal a single request on a stream of its
-// own, until ctx ends (false) or the lease is lost (true): etcd says it is
-// gone, or no renewal succeeded for a whole TTL.
+// own, until ctx ends (false) or etcd says the lease is gone (true). A whole
+// TTL without a renewal is counted as a lapse, once, and the renewals go on:
+// etcd may still hold the lease (a new leader gives every lease a fresh TTL).
 func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time.Duration) bool {
 	deadline := time.Now().Add(agentTTL)
+	lapsed := false
 	retry := backoff.New(agentRenewRetry)
 	for {
 		select {
@@ -136,6 +154,7 @@ func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time
 		case err == nil:
 			now := time.Now()
 			deadline = sent.Add(time.Duration(r.TTL) * time.Second)
+			lapsed = false
 			wait = agentTTL / 3
 			retry.Reset()
 			a.lastOK.Store(int64(now.Sub(a.farm.base)))
@@ -143,17 +162,21 @@ func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time
 			a.farm.mu.Lock()
 			a.farm.latency.Add(now.Sub(sent))
 			a.farm.mu.Unlock()
+			continue
 		case ctx.Err() != nil:
 			return false
 		case errors.Is(err, rpctypes.ErrLeaseNotFound):
 			a.farm.failures.Add(1)
 			return true
-		default:
-			a.farm.failures.Add(1)
-			wait = min(retry.Next(), time.Until(deadline))
 		}
-		if !time.Now().Before(deadline) {
-			return true
+		a.farm.failures.Add(1)
+		wait = retry.Next()
+		if !lapsed && !time.Now().Before(deadline) {
+			lapsed = true
+			a.farm.lapsed.Add(1)
+		}
+		if !lapsed {
+			wait = min(wait, time.Until(deadline))
 		}
 	}
 }

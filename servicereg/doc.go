@@ -20,7 +20,7 @@
 //	agent.go        Agent: New, Run, Reload, readiness and liveness, address re-detection
 //	keeper.go       the main loop keep: the desired state, and the etcd calls (grant, reconcile, revoke) it makes
 //	keeperstate.go  keeperState: the main loop's transitions (lease granted/lost, write done/failed/refused, retry) and the reconcile diff
-//	lease.go        lease renewals every TTL/3, each a single request on a fresh stream; failed ones retried soon, until the lease's deadline
+//	lease.go        lease renewals every TTL/3, each a single request on a fresh stream; failed ones retried soon, past the lease's deadline too, until etcd says it is gone
 //	retry.go        the main loop's retry policy: jittered back-off, never longer than half the lease TTL
 //	ownwatch.go     a watch on the host's own subtree: deletions it did not make wake the loop
 //	presence.go     the one presence decision (unit state -> present) and the desired records

@@ -309,11 +309,15 @@ func (a *Agent) keep(ctx context.Context) {
 type keepLoop struct {
 	a     *Agent
 	state *keeperState
-	// renewals delivers the held lease's keepalive answers and is closed when
-	// they give up (lease.go); nil while no lease is held.
-	renewals     <-chan *clientv3.LeaseKeepAliveResponse
+	// renewals delivers the held lease's keepalive answers and lapses, and
+	// is closed when etcd says the lease is gone (lease.go); nil while no
+	// lease is held.
+	renewals     <-chan renewal
 	stopRenewals context.CancelFunc
-	retry        <-chan time.Time // fires when a retry is due; nil when none is pending
+	// lapsed: the held lease went its whole TTL without a renewal, so it is
+	// taken as possibly gone (hooks, /healthz) until a renewal succeeds.
+	lapsed bool
+	retry  <-chan time.Time // fires when a retry is due; nil when none is pending
 	// recheck fires when the desired state changes by itself
 	// (desiredState.recheckAt).
 	recheck alarm
@@ -386,7 +390,7 @@ func (l *keepLoop) grantLease(ctx context.Context) {
 		l.etcdFailed(ctx, "grant", err)
 		return
 	}
-	l.renewals, l.stopRenewals = renewals, stopRenewals
+	l.renewals, l.stopRenewals, l.lapsed = renewals, stopRenewals, false
 	l.etcdAnswered(l.state.granted(id))
 	a.m.leaseHeld.Set(1)
 	a.m.leaseGrants.Inc()
@@ -429,11 +433,39 @@ func (l *keepLoop) writeDesired(ctx context.Context) {
 	}
 }
 
-// renewed takes a keepalive answer; ok false: the renewals gave up.
-func (l *keepLoop) renewed(ctx context.Context, r *clientv3.LeaseKeepAliveResponse, ok bool) {
+// renewed takes a keepalive report; ok false: etcd said the lease is gone.
+//
+// A lapse (no renewal for a whole TTL) is not a loss: the renewals go on,
+// since etcd may still hold the lease (lease.go). But it may not, and another
+// host may be master meanwhile, so the hooks are told the lease is gone, and
+// told of it again, as a new lease, when a renewal comes back.
+func (l *keepLoop) renewed(ctx context.Context, r renewal, ok bool) {
 	a := l.a
-	if ok && r != nil {
+	switch {
+	case ok && !r.lapsed():
 		a.health.alive(time.Now())
+		if l.lapsed {
+			l.lapsed = false
+			a.m.leaseHeld.Set(1)
+			a.health.setLapsed(false)
+			a.log.Info("etcd lease renewed again: etcd kept it", "lease", leaseHex(l.state.lease))
+			for _, h := range a.hooks {
+				h.leaseChanged(ctx, l.state.lease)
+			}
+		}
+		return
+	case ok:
+		if l.lapsed {
+			return
+		}
+		l.lapsed = true
+		a.m.leaseHeld.Set(0)
+		a.health.setLapsed(true)
+		a.log.Warn("etcd lease not renewed for a whole TTL; still renewing it, as etcd may have kept it",
+			"lease", leaseHex(l.state.lease))
+		for _, h := range a.hooks {
+			h.leaseChanged(ctx, 0)
+		}
 		return
 	}
 	if ctx.Err() != nil {
@@ -441,7 +473,7 @@ func (l *keepLoop) renewed(ctx context.Context, r *clientv3.LeaseKeepAliveRespon
 	}
 	lost := l.state.leaseLost()
 	a.m.leaseLosses.Inc()
-	a.log.Warn("etcd lease lost (expired or keepalive failed); granting a new one and writing everything again",
+	a.log.Warn("etcd lease lost (etcd says it expired); granting a new one and writing everything again",
 		"lease", leaseHex(lost))
 	l.leaseDropped(ctx)
 }
@@ -473,9 +505,10 @@ func (l *keepLoop) etcdAnswered(recovered bool) {
 func (l *keepLoop) leaseDropped(ctx context.Context) {
 	a := l.a
 	l.stopRenewals()
-	l.renewals = nil
+	l.renewals, l.lapsed = nil, false
 	a.m.leaseHeld.Set(0)
 	a.health.setLease(false)
+	a.health.setLapsed(false)
 	for _, h := range a.hooks {
 		h.leaseChanged(ctx, 0)
 	}
@@ -552,7 +585,7 @@ func (a *Agent) observe(ctx context.Context, prev, cur desiredState) {
 
 // grant asks etcd for a lease of ttl and starts its renewals (lease.go),
 // which stop when ctx ends or the returned cancel is called.
-func (a *Agent) grant(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, <-chan *clientv3.LeaseKeepAliveResponse, context.CancelFunc, error) {
+func (a *Agent) grant(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, <-chan renewal, context.CancelFunc, error) {
 	gctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), etcdOpTimeout)
 	defer cancel()
 	resp, err := a.cli.Grant(gctx, int64(ttl/time.Second))

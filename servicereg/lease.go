@@ -11,13 +11,36 @@ import (
 	"github.com/rollcall/rollcall/internal/backoff"
 )
 
+// renewal is what keepAlive reports: a renewal etcd answered, or (resp nil)
+// that the lease went its whole TTL without one, by the agent's clock.
+type renewal struct {
+	resp *clientv3.LeaseKeepAliveResponse
+}
+
+// lapsed reports that no renewal succeeded for the lease's whole TTL: etcd
+// may have expired it, or may still hold it.
+func (r renewal) lapsed() bool { return r.resp == nil }
+
 // keepAlive renews lease id every ttl/3, each renewal a single request on a
-// stream of its own bounded by a timeout, and sends each success on the
-// returned channel (dropping it when the reader lags: the reader only needs
-// to know the lease lives). It closes the channel when ctx ends, when etcd
-// says the lease is gone, or when no renewal has succeeded for the lease's
-// whole TTL, so that etcd has expired it or is about to: the main loop then
-// grants a new lease and writes everything again.
+// stream of its own bounded by a timeout, and reports on the returned
+// channel: each success, and a lapse, once, when no renewal has succeeded for
+// the lease's whole TTL. The channel holds the latest report only (the reader
+// needs the lease's current state, not its history). It is closed when ctx
+// ends or when etcd says the lease is gone: the main loop then grants a new
+// lease and writes everything again.
+//
+// A lapse does not end the renewals. The agent's clock is not etcd's: a
+// cluster that was down (every member, or its quorum) expired nothing
+// meanwhile, and its new leader gives every lease a fresh TTL (plus an
+// election timeout) when it takes over. So after an outage longer than the
+// TTL the lease is usually alive, with the host's keys on it. Granting a new
+// one instead would cost every host a grant and a rewrite of all its keys,
+// at once, on a cluster just back, and leave the old lease to expire (one
+// more raft write each): the herd that kept a loaded etcd busy past the
+// renewals' own retries. The renewals go on at the retry pace until etcd
+// answers, and only its "lease not found" ends them; the main loop still
+// treats a lapse as a possible loss (the master hooks step down) until a
+// renewal comes back.
 //
 // clientv3's KeepAlive is not used because it sends every renewal on one
 // long-lived stream with no timeout. When the member under that stream hangs
@@ -26,11 +49,12 @@ import (
 // of the cluster, taking the host's names with it while a quorum is up all
 // along. Here a renewal that times out is retried soon (renewRetry) on a new
 // stream, which the client's round robin puts on the next member.
-func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Duration) <-chan *clientv3.LeaseKeepAliveResponse {
-	ch := make(chan *clientv3.LeaseKeepAliveResponse, 1)
+func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Duration) <-chan renewal {
+	ch := make(chan renewal, 1)
 	go func() {
 		defer close(ch)
 		deadline := time.Now().Add(ttl)
+		lapsed := false
 		wait := ttl / 3
 		retry := backoff.New(renewRetry(ttl))
 		for {
@@ -47,26 +71,46 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 			case err == nil:
 				// etcd counts the TTL from when it renewed, after sent.
 				deadline = sent.Add(time.Duration(r.TTL) * time.Second)
+				lapsed = false
 				wait = ttl / 3
 				retry.Reset()
-				select {
-				case ch <- r:
-				default:
-				}
+				sendLatest(ch, renewal{resp: r})
+				continue
 			case errors.Is(err, rpctypes.ErrLeaseNotFound), ctx.Err() != nil:
 				return
-			default:
-				// Never past the deadline: the last retry starts by
-				// it at the latest, and the check below ends the
-				// loop after that one.
-				wait = min(retry.Next(), time.Until(deadline))
 			}
-			if !time.Now().Before(deadline) {
-				return
+			// Failed: retried soon, on another stream. Past the
+			// deadline the lease is in doubt, reported once; the
+			// retries go on at the same jittered pace, so that the
+			// agents of a recovering cluster come back spread.
+			wait = retry.Next()
+			if !lapsed && !time.Now().Before(deadline) {
+				lapsed = true
+				sendLatest(ch, renewal{})
+			}
+			if !lapsed {
+				// The first retry after the deadline comes by
+				// it, to report the lapse on time.
+				wait = min(wait, time.Until(deadline))
 			}
 		}
 	}()
 	return ch
+}
+
+// sendLatest puts r on ch (buffer 1, this goroutine its only sender),
+// replacing a report the reader has not taken yet.
+func sendLatest(ch chan renewal, r renewal) {
+	select {
+	case ch <- r:
+		return
+	default:
+	}
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- r
 }
 
 // renewRetry paces the retries of a failed renewal under a lease TTL of ttl.
@@ -74,10 +118,10 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 // runs out meanwhile. So the first comes within 200ms (at least 50ms, so that
 // a renewal failing at once is not spun on) and the window doubles only up to
 // a tenth of the TTL (but at least 200ms): several more tries still fit in
-// what is left of the lease. Jitter spreads the agents whose renewals failed
-// together (an etcd outage, a leader election), which would otherwise retry
-// in step on the recovering cluster. The retries end at the lease's deadline
-// (keepAlive) whatever the draw.
+// what is left of the lease, and after an outage a lease that etcd gave a
+// fresh TTL is renewed well inside it. Jitter spreads the agents whose
+// renewals failed together (an etcd outage, a leader election), which would
+// otherwise retry in step on the recovering cluster.
 func renewRetry(ttl time.Duration) backoff.Policy {
 	return backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(ttl/10, 200*time.Millisecond)}
 }

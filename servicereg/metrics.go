@@ -47,11 +47,11 @@ func newMetrics() *metrics {
 		unitNotFound: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unit_not_found",
 			Help: "1 while systemd reports the configured unit as not found."}, []string{"unit"}),
 		leaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "lease_held",
-			Help: "1 while the agent holds a live etcd lease."}),
+			Help: "1 while the agent holds an etcd lease renewed within its TTL."}),
 		leaseGrants: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lease_grants_total",
 			Help: "Leases granted (1 at start, plus one per lost lease)."}),
 		leaseLosses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lease_losses_total",
-			Help: "Leases lost (expired or keepalive failed)."}),
+			Help: "Leases lost (etcd said they expired)."}),
 		etcdErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "etcd_errors_total",
 			Help: "Failed etcd operations, by operation."}, []string{"op"}),
 		lastWrite: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "last_successful_write_timestamp_seconds",
@@ -101,6 +101,7 @@ func (m *metrics) setInstanceStates(health map[string]instanceHealth) {
 type health struct {
 	mu        sync.Mutex
 	leaseHeld bool
+	lapsed    bool      // the held lease went a whole TTL without a renewal (lease.go)
 	lastOK    time.Time // last successful etcd round trip (write or keepalive)
 	lastErr   error     // last failed etcd operation since lastOK, if any
 	window    time.Duration
@@ -124,6 +125,12 @@ func (h *health) setLease(held bool) {
 	h.mu.Unlock()
 }
 
+func (h *health) setLapsed(lapsed bool) {
+	h.mu.Lock()
+	h.lapsed = lapsed
+	h.mu.Unlock()
+}
+
 // status returns "" when healthy, else the reason.
 func (h *health) status(now time.Time) string {
 	h.mu.Lock()
@@ -133,6 +140,8 @@ func (h *health) status(now time.Time) string {
 		return fmt.Sprintf("no etcd lease: %v", h.lastErr)
 	case !h.leaseHeld:
 		return "no etcd lease yet"
+	case h.lapsed:
+		return fmt.Sprintf("etcd lease not renewed for a whole TTL (no successful etcd round trip for %v); still renewing it", now.Sub(h.lastOK).Round(time.Second))
 	case h.lastErr != nil:
 		return fmt.Sprintf("last etcd write failed: %v", h.lastErr)
 	case now.Sub(h.lastOK) > h.window:

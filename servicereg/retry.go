@@ -15,12 +15,11 @@ import (
 // outage fails every agent at once, and without it they would all come back
 // at the same instant, on a cluster just recovering.
 //
-// The cap is never longer than half the lease TTL. After an etcd outage
-// longer than the TTL the agent has given its lease up, but etcd, once back,
-// restores that lease with a fresh TTL and then expires it, taking the
-// host's names with it: the agent must grant a new lease and rewrite its keys
-// before that, or its names vanish from DNS until its next attempt although
-// its units ran all along. The cap is the policy's Max, so that every delay
+// The cap is never longer than half the lease TTL: a host whose lease etcd
+// did expire (it was cut off from a cluster that stayed up; lease.go keeps a
+// lease through a whole-cluster outage) has no names in DNS until its grant
+// and rewrite go through, and a write that failed during an outage must land
+// well within the TTL etcd restored. The cap is the policy's Max, so that every delay
 // is drawn below it (rather than drawn longer and clipped, which would bring
 // the agents whose draws were clipped back at the same instant).
 func retryPolicy(ttl time.Duration) backoff.Policy {
