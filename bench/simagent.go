@@ -48,7 +48,7 @@ type agentFarm struct {
 
 // The agent's lease timing, as servicereg uses it (servicereg/lease.go:
 // renewals every TTL/3, each bounded by renewTimeout, failures retried by
-// renewRetry; servicereg/retry.go: grants and writes retried by
+// renewRetry, and by lapsedRetry past the lease's deadline; servicereg/retry.go: grants and writes retried by
 // retryPolicy, each bounded by etcdOpTimeout). The functions there are the
 // agent's own, unexported; these are the same numbers for the default TTL.
 const agentTTL = 10 * time.Second
@@ -56,6 +56,7 @@ const agentTTL = 10 * time.Second
 var (
 	agentRenewTimeout = max(agentTTL/6, 500*time.Millisecond)
 	agentRenewRetry   = backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(agentTTL/10, 200*time.Millisecond)}
+	agentLapsedRetry  = backoff.Policy{Min: agentRenewRetry.Min, Base: agentRenewRetry.Max, Max: max(agentTTL/2, agentRenewRetry.Max)}
 	agentWriteRetry   = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: min(5*time.Second, agentTTL/2)}
 	agentOpTimeout    = 5 * time.Second
 )
@@ -174,6 +175,8 @@ func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time
 		if !lapsed && !time.Now().Before(deadline) {
 			lapsed = true
 			a.farm.lapsed.Add(1)
+			retry = backoff.New(agentLapsedRetry)
+			wait = retry.Next()
 		}
 		if !lapsed {
 			wait = min(wait, time.Until(deadline))

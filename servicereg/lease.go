@@ -37,10 +37,10 @@ func (r renewal) lapsed() bool { return r.resp == nil }
 // one instead would cost every host a grant and a rewrite of all its keys,
 // at once, on a cluster just back, and leave the old lease to expire (one
 // more raft write each): the herd that kept a loaded etcd busy past the
-// renewals' own retries. The renewals go on at the retry pace until etcd
-// answers, and only its "lease not found" ends them; the main loop still
-// treats a lapse as a possible loss (the master hooks step down) until a
-// renewal comes back.
+// renewals' own retries. The renewals go on, paced by lapsedRetry, until
+// etcd answers, and only its "lease not found" ends them; the main loop
+// still treats a lapse as a possible loss (the master hooks step down) until
+// a renewal comes back.
 //
 // clientv3's KeepAlive is not used because it sends every renewal on one
 // long-lived stream with no timeout. When the member under that stream hangs
@@ -80,12 +80,13 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 				return
 			}
 			// Failed: retried soon, on another stream. Past the
-			// deadline the lease is in doubt, reported once; the
-			// retries go on at the same jittered pace, so that the
-			// agents of a recovering cluster come back spread.
+			// deadline the lease is in doubt, reported once, and the
+			// retries spread wider (lapsedRetry).
 			wait = retry.Next()
 			if !lapsed && !time.Now().Before(deadline) {
 				lapsed = true
+				retry = backoff.New(lapsedRetry(ttl))
+				wait = retry.Next()
 				sendLatest(ch, renewal{})
 			}
 			if !lapsed {
@@ -124,6 +125,22 @@ func sendLatest(ch chan renewal, r renewal) {
 // otherwise retry in step on the recovering cluster.
 func renewRetry(ttl time.Duration) backoff.Policy {
 	return backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(ttl/10, 200*time.Millisecond)}
+}
+
+// lapsedRetry paces the renewals of a lease past its deadline. Haste no
+// longer saves it: either etcd kept it, and gave it a fresh TTL (plus an
+// election timeout) when its leader came back, or it is gone. What matters
+// then is the cluster: every agent lapses in the same outage, and their
+// retries, at most TTL/10 apart, would come back as a herd of several
+// renewals per agent per TTL on a cluster just recovering, or keep an
+// overloaded one overloaded. So the window grows from renewRetry's widest
+// to half the TTL: a lease etcd restored is still renewed well inside its
+// fresh TTL (half of it, plus the client's reconnect delay of at most 2.4s),
+// and a host whose lease is gone learns of it within half a TTL, the bound
+// of the main loop's own retries (retryPolicy).
+func lapsedRetry(ttl time.Duration) backoff.Policy {
+	p := renewRetry(ttl)
+	return backoff.Policy{Min: p.Min, Base: p.Max, Max: max(ttl/2, p.Max)}
 }
 
 // renewTimeout bounds one renewal: a sixth of the TTL, so that after a
