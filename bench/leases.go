@@ -355,14 +355,19 @@ func leasesSection(cfg Config, results []*leaseResult) *Section {
 		if r.registerErr != nil {
 			who = fmt.Sprintf("%d simulated agents (%d started: %v)", r.n, r.running, r.registerErr)
 		}
+		line := fmt.Sprintf("Leases: %s (TTL %v): %.0f renewals/s, etcd %s, renewal p99 %s, lapsed leases %d (agents) / %d (etcd) (target 0: %s)",
+			who, agentTTL, r.renewedAgents, fmtCores(r.etcdCores), fmtDur(r.latency.Percentile(0.99)), r.lapsedAgents, r.revoked, verdict)
 		back := "all renewed within " + fmtDur(r.outageBack)
 		if r.outageErr != nil {
 			back = r.outageErr.Error()
 		}
-		sec.Summary = append(sec.Summary, fmt.Sprintf("Leases: %s (TTL %v): %.0f renewals/s, etcd %s, renewal p99 %s, lapsed leases %d (agents) / %d (etcd) (target 0: %s); "+
-			"after an etcd restart %s, %d agents past their lease's TTL by their clock, %d told their lease was gone, %d grants, %d leases revoked by etcd.",
-			who, agentTTL, r.renewedAgents, fmtCores(r.etcdCores), fmtDur(r.latency.Percentile(0.99)), r.lapsedAgents, r.revoked, verdict, back,
-			r.outageLapsed, r.outageRegrant, r.outageGrants, r.outageRevoked))
+		if r.registerErr != nil {
+			line += "; not restarted."
+		} else {
+			line += fmt.Sprintf("; after an etcd restart %s, %d agents past their lease's TTL by their clock, %d told their lease was gone, %d grants, %d leases revoked by etcd.",
+				back, r.outageLapsed, r.outageRegrant, r.outageGrants, r.outageRevoked)
+		}
+		sec.Summary = append(sec.Summary, line)
 	}
 	return sec
 }

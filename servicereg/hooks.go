@@ -11,7 +11,9 @@ import (
 // it, never concurrently and in order:
 //
 //   - leaseChanged(ctx, id) after every lease grant, and with id 0 when the
-//     lease is lost, revoked or the agent stops;
+//     lease is lost, revoked or the agent stops, or lapses (no renewal for
+//     a whole TTL: it may be gone); after a lapse, with the same id again
+//     when a renewal goes through (etcd kept it);
 //   - inServiceChanged(ctx, svc, in, why) when a service comes into service
 //     (its record is written, its state passing or warning by
 //     registry.State.InService, and no maintenance holds it) or leaves it

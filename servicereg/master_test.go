@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,4 +207,51 @@ func TestMasterHookFailureReported(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A master whose lease lapses (etcd down for a whole TTL) steps down, since
+// the lease may be gone and another host master; when etcd comes back having
+// kept the lease, it campaigns again on that same lease.
+func TestMasterStepsDownOnLapse(t *testing.T) {
+	c := testkit.StartCluster(t, 3)
+	cli := c.Client(t)
+	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: c.Endpoints()}, TTL: 5 * time.Second}
+	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: []Service{{Name: "db", MasterElection: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	var first election.Leader
+	testkit.Eventually(t, wait, "master elected", func() bool {
+		l, ok := leader(t, cli, "db")
+		first = l
+		return ok && l.Host == "h1" && masterGauge(t, a, "db") == 1
+	})
+	_, lease, _ := get(t, cli, first.Key)
+
+	for _, m := range c.Members {
+		m.Stop()
+	}
+	testkit.Eventually(t, wait, "standby while the lease is in doubt", func() bool {
+		return masterGauge(t, a, "db") == 0
+	})
+	errs := make([]error, len(c.Members))
+	var wg sync.WaitGroup
+	for i, m := range c.Members {
+		wg.Go(func() { errs[i] = m.TryStart() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, wait, "master again on the same lease", func() bool {
+		l, ok := leader(t, cli, "db")
+		if !ok || l.Host != "h1" || masterGauge(t, a, "db") != 1 {
+			return false
+		}
+		_, l2, ok := get(t, cli, l.Key)
+		return ok && l2 == lease
+	})
 }
