@@ -274,7 +274,7 @@ func leasesSection(cfg Config, results []*leaseResult) *Section {
 	sec := &Section{Title: fmt.Sprintf("Agents' leases at scale: %s simulated agents, lease TTL %v, on a 3-node etcd", joinInts(cfg.Scale.Agents), agentTTL)}
 	sec.Intro = append(sec.Intro, fmt.Sprintf("Each simulated agent grants one lease (TTL %v), writes its host record on it and renews it as servicereg does "+
 		"(servicereg/lease.go: a single renewal every TTL/3 on a stream of its own, %v timeout, retries from 50 ms up to TTL/10, jittered; past the lease's deadline "+
-		"by the agent's clock the renewals go on, their window growing to TTL/2, since etcd may still hold the lease, and only etcd's \"lease not found\" makes the agent grant a new one and rewrite its record); "+
+		"by the agent's clock the renewals go on, each waited for up to TTL/3 and their retry window growing to TTL/2, since etcd may still hold the lease, and only etcd's \"lease not found\" makes the agent grant a new one and rewrite its record); "+
 		"each agent's first renewal comes at a random point of the first TTL/3, so that the renewals "+
 		"are spread as those of hosts started at different times. %d agents share one etcd client (one connection per member), so 30,000 agents are 300 clients: "+
 		"enough connections that every member serves many, without the 90,000 sockets 30,000 real hosts would hold (those cost etcd memory and an HTTP/2 ping per "+

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -131,5 +132,40 @@ func TestFleetLags(t *testing.T) {
 	}
 	if sent.Count() != 3 || sent.Percentile(1) != 10*ms || resp.Percentile(1) != 8*ms {
 		t.Errorf("lags: %d samples, max from sent %v, max from response %v; want 3, 10ms, 8ms", sent.Count(), sent.Percentile(1), resp.Percentile(1))
+	}
+}
+
+// A leases run that could not measure everything still gets its row, saying
+// what it could not do, and the rows keep the header's width.
+func TestLeasesSectionSaysWhatItCouldNot(t *testing.T) {
+	cfg, err := parseFlags([]string{"-quick", "-out", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := &leaseResult{n: 1000, clients: 10, running: 1000, steady: true, latency: NewHistogram(), keysLeft: 1000}
+	noCluster := &leaseResult{n: 10000, clients: 100, latency: NewHistogram(), err: errors.New("etcd cluster: member m0 not ready")}
+	partial := &leaseResult{n: 30000, clients: 300, running: 12000, steady: true, latency: NewHistogram(),
+		registerErr: errors.New("12000 of 30000 agents registered"), outageErr: errors.New("not restarted"),
+		keysErr: errors.New("count keys: context deadline exceeded")}
+	sec := leasesSection(cfg, []*leaseResult{full, noCluster, partial})
+	if len(sec.Rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(sec.Rows))
+	}
+	for _, row := range sec.Rows {
+		if len(row) != len(sec.Header) {
+			t.Errorf("row %q: %d cells, header %d", row[0], len(row), len(sec.Header))
+		}
+	}
+	for i, want := range []string{"", "member m0 not ready", "12000 of 30000 agents registered"} {
+		line := strings.Join(sec.Rows[i], " | ")
+		if want != "" && !strings.Contains(line, want) {
+			t.Errorf("row %d %q does not say %q", i, line, want)
+		}
+	}
+	if !strings.Contains(strings.Join(sec.Rows[2], " | "), "context deadline exceeded") {
+		t.Errorf("row %q does not say why the keys were not counted", sec.Rows[2])
+	}
+	if len(sec.Summary) != 3 || !strings.Contains(sec.Summary[1], "not measured") || !strings.Contains(sec.Summary[2], "not restarted") {
+		t.Errorf("summary %q", sec.Summary)
 	}
 }

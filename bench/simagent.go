@@ -48,17 +48,19 @@ type agentFarm struct {
 
 // The agent's lease timing, as servicereg uses it (servicereg/lease.go:
 // renewals every TTL/3, each bounded by renewTimeout, failures retried by
-// renewRetry, and by lapsedRetry past the lease's deadline; servicereg/retry.go: grants and writes retried by
+// renewRetry, and past the lease's deadline bounded by lapsedTimeout and
+// retried by lapsedRetry; servicereg/retry.go: grants and writes retried by
 // retryPolicy, each bounded by etcdOpTimeout). The functions there are the
 // agent's own, unexported; these are the same numbers for the default TTL.
 const agentTTL = 10 * time.Second
 
 var (
-	agentRenewTimeout = max(agentTTL/6, 500*time.Millisecond)
-	agentRenewRetry   = backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(agentTTL/10, 200*time.Millisecond)}
-	agentLapsedRetry  = backoff.Policy{Min: agentRenewRetry.Min, Base: agentRenewRetry.Max, Max: max(agentTTL/2, agentRenewRetry.Max)}
-	agentWriteRetry   = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: min(5*time.Second, agentTTL/2)}
-	agentOpTimeout    = 5 * time.Second
+	agentRenewTimeout  = max(agentTTL/6, 500*time.Millisecond)
+	agentLapsedTimeout = max(agentTTL/3, agentRenewTimeout)
+	agentRenewRetry    = backoff.Policy{Min: 50 * time.Millisecond, Base: 200 * time.Millisecond, Max: max(agentTTL/10, 200*time.Millisecond)}
+	agentLapsedRetry   = backoff.Policy{Min: agentRenewRetry.Min, Base: agentRenewRetry.Max, Max: max(agentTTL/2, agentRenewRetry.Max)}
+	agentWriteRetry    = backoff.Policy{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Max: min(5*time.Second, agentTTL/2)}
+	agentOpTimeout     = 5 * time.Second
 )
 
 // run registers the agent and keeps its lease alive until ctx ends; ready
@@ -140,6 +142,7 @@ func (a *simAgent) register(ctx context.Context) (clientv3.LeaseID, error) {
 func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time.Duration) bool {
 	deadline := time.Now().Add(agentTTL)
 	lapsed := false
+	timeout := agentRenewTimeout
 	retry := backoff.New(agentRenewRetry)
 	for {
 		select {
@@ -148,7 +151,7 @@ func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time
 		case <-time.After(wait):
 		}
 		sent := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, agentRenewTimeout)
+		rctx, cancel := context.WithTimeout(ctx, timeout)
 		r, err := a.cli.KeepAliveOnce(rctx, id)
 		cancel()
 		switch {
@@ -156,8 +159,8 @@ func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time
 			now := time.Now()
 			deadline = sent.Add(time.Duration(r.TTL) * time.Second)
 			lapsed = false
-			wait = agentTTL / 3
-			retry.Reset()
+			wait, timeout = agentTTL/3, agentRenewTimeout
+			retry = backoff.New(agentRenewRetry)
 			a.lastOK.Store(int64(now.Sub(a.farm.base)))
 			a.farm.renewals.Add(1)
 			a.farm.mu.Lock()
@@ -176,7 +179,7 @@ func (a *simAgent) keepAlive(ctx context.Context, id clientv3.LeaseID, wait time
 			lapsed = true
 			a.farm.lapsed.Add(1)
 			retry = backoff.New(agentLapsedRetry)
-			wait = retry.Next()
+			wait, timeout = retry.Next(), agentLapsedTimeout
 		}
 		if !lapsed {
 			wait = min(wait, time.Until(deadline))

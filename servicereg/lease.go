@@ -55,7 +55,7 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 		defer close(ch)
 		deadline := time.Now().Add(ttl)
 		lapsed := false
-		wait := ttl / 3
+		wait, timeout := ttl/3, renewTimeout(ttl)
 		retry := backoff.New(renewRetry(ttl))
 		for {
 			select {
@@ -64,7 +64,7 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 			case <-time.After(wait):
 			}
 			sent := time.Now()
-			rctx, cancel := context.WithTimeout(ctx, renewTimeout(ttl))
+			rctx, cancel := context.WithTimeout(ctx, timeout)
 			r, err := a.cli.KeepAliveOnce(rctx, id)
 			cancel()
 			switch {
@@ -72,8 +72,8 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 				// etcd counts the TTL from when it renewed, after sent.
 				deadline = sent.Add(time.Duration(r.TTL) * time.Second)
 				lapsed = false
-				wait = ttl / 3
-				retry.Reset()
+				wait, timeout = ttl/3, renewTimeout(ttl)
+				retry = backoff.New(renewRetry(ttl))
 				sendLatest(ch, renewal{resp: r})
 				continue
 			case errors.Is(err, rpctypes.ErrLeaseNotFound), ctx.Err() != nil:
@@ -86,7 +86,7 @@ func (a *Agent) keepAlive(ctx context.Context, id clientv3.LeaseID, ttl time.Dur
 			if !lapsed && !time.Now().Before(deadline) {
 				lapsed = true
 				retry = backoff.New(lapsedRetry(ttl))
-				wait = retry.Next()
+				wait, timeout = retry.Next(), lapsedTimeout(ttl)
 				sendLatest(ch, renewal{})
 			}
 			if !lapsed {
@@ -141,6 +141,19 @@ func renewRetry(ttl time.Duration) backoff.Policy {
 func lapsedRetry(ttl time.Duration) backoff.Policy {
 	p := renewRetry(ttl)
 	return backoff.Policy{Min: p.Min, Base: p.Max, Max: max(ttl/2, p.Max)}
+}
+
+// lapsedTimeout bounds one renewal of a lease past its deadline: a third
+// of the TTL, twice renewTimeout. What the agent waits for then is etcd's
+// verdict, and the cluster that kept it waiting is the one all agents are
+// coming back to at once: a renewal abandoned after TTL/6 still costs etcd
+// its work (the leader renews the lease all the same), and its retry costs
+// it again, so that a cluster answering a little slower than the timeout
+// would never catch up. A hung member still costs one timeout before the
+// next attempt goes to another; with lapsedRetry's widest wait, attempts
+// stay less than a TTL apart, so a lease etcd restored is renewed in time.
+func lapsedTimeout(ttl time.Duration) time.Duration {
+	return max(ttl/3, renewTimeout(ttl))
 }
 
 // renewTimeout bounds one renewal: a sixth of the TTL, so that after a
