@@ -289,15 +289,19 @@ func TestEtcdLeaderAndFollowerKill(t *testing.T) {
 // TestWholeClusterDown kills every etcd member for longer than the agents'
 // lease TTL and stops a unit meanwhile. DNS must go on answering the last
 // state it read and say that it is stale (watch_state unreachable, a growing
-// state age, a log line); once the members are back the agents register on
-// new leases and DNS converges to the units that run, without the one
-// stopped during the outage.
+// state age, a log line); once the members are back the agents renew the
+// leases etcd kept (a new leader gives every lease a fresh TTL), without a
+// grant or a rewrite, and DNS converges to the units that run, without the
+// one stopped during the outage.
 func TestWholeClusterDown(t *testing.T) {
 	cluster := testkit.StartCluster(t, 3)
 	cli := cluster.Client(t)
 	sd := testkit.StartSystemd(t)
 	services := []string{"web", "db"}
-	const ttl = 2 * time.Second
+	// Longer than the client's reconnect delay (up to 2.4s) plus a lapsed
+	// renewal's wait: a shorter lease, restored for its TTL plus an election
+	// timeout, could run out before the agents are connected again.
+	const ttl = 5 * time.Second
 	f := startFleet(t, sd, cli, cluster.Endpoints(), 2, services, ttl)
 	units, _ := f.units()
 	sd.Systemctl(append([]string{"start"}, units...)...)
@@ -349,9 +353,9 @@ func TestWholeClusterDown(t *testing.T) {
 	for _, closed := range closing {
 		closed()
 	}
-	// From here the design lets registrations lapse: etcd restores the old
-	// leases and expires them unless the agents, which gave them up during
-	// the outage, have rewritten their keys on new ones first.
+	// The agents' leases lapsed by their clocks; they renew them on, and
+	// etcd, which expired nothing while down, has them back with a fresh
+	// TTL. A name missing meanwhile is measured, not asserted.
 	probe.relax()
 	up := time.Now()
 	cluster.StartMembers(t, 0, 1, 2)
@@ -365,20 +369,17 @@ func TestWholeClusterDown(t *testing.T) {
 		return ok
 	})
 	t.Logf("etcd and DNS matched the active units %v after the members were back (first difference: %q)", time.Since(up).Round(time.Millisecond), first)
-	testkit.Eventually(t, wait, "agents never moved to new leases", func() bool {
-		for _, h := range f.hosts {
-			if l := hostLease(t, cli, h); l == 0 || l == leases[h] {
-				return false
-			}
+	for _, h := range f.hosts {
+		if l := hostLease(t, cli, h); l != leases[h] {
+			t.Errorf("%s: host record on lease %x after the outage, want the lease etcd kept, %x", h, l, leases[h])
 		}
-		return true
-	})
+	}
 	testkit.Eventually(t, wait, "watch_state never back to watching", func() bool {
 		v, _ := c.metric(t, "coredns_rollcall_watch_state", map[string]string{"source": src, "state": "watching"})
 		return v == 1
 	})
 	if ok, diff := f.converged(t, c); !ok {
-		t.Errorf("after the agents moved to new leases: %s", diff)
+		t.Errorf("after the outage: %s", diff)
 	}
 	total, failures := probe.stop()
 	t.Logf("%d DNS queries across the outage, %d failed", total, len(failures))
