@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"testing"
 
@@ -116,14 +117,16 @@ func scaleState(tb testing.TB) *state {
 	return st
 }
 
-// liveHeap is the heap in use after a full collection: what the process
-// holds, garbage excluded.
-func liveHeap() uint64 {
+// liveHeap is the heap in use after a full collection (what the process
+// holds, garbage excluded), and of it the bytes the collector must scan
+// for pointers: what every GC cycle's marking costs, on the query path's
+// CPU too.
+func liveHeap() (live, scan uint64) {
 	runtime.GC()
 	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 // memSink keeps BenchmarkIndexMemory's last state and index alive until
@@ -134,24 +137,27 @@ var memSink []any
 // BenchmarkIndexMemory measures what the scale data set (100,000 instances)
 // holds in memory once listed: the decoded state and one server block's
 // index, in bytes per instance, each after a full collection so garbage is
-// not counted. The figures are deterministic for a given Go version; run
+// not counted, and of them the bytes holding pointers, which every GC cycle
+// scans (scan-B/instance). The figures are deterministic for a given Go version; run
 // with -benchtime 1x (each iteration builds the whole set), and with
 // -memprofile to see where the bytes are (pprof -sample_index=inuse_space).
 func BenchmarkIndexMemory(b *testing.B) {
-	var stateB, indexB float64
+	var stateB, indexB, scanB float64
 	for b.Loop() {
-		base := liveHeap()
+		base, baseScan := liveHeap()
 		st := scaleState(b)
-		withState := liveHeap()
+		withState, _ := liveHeap()
 		ix := newIndex(testNets(), "")
 		ix.replace(st)
-		withIndex := liveHeap()
+		withIndex, scan := liveHeap()
 		stateB += float64(withState - base)
 		indexB += float64(withIndex - withState)
+		scanB += float64(scan - baseScan)
 		memSink = []any{st, ix}
 	}
 	n := float64(b.N) * 100000
 	b.ReportMetric(stateB/n, "state-B/instance")
 	b.ReportMetric(indexB/n, "index-B/instance")
 	b.ReportMetric((stateB+indexB)/n, "bytes/instance")
+	b.ReportMetric(scanB/n, "scan-B/instance")
 }
