@@ -259,17 +259,7 @@ func TestEtcdOutageKeepsLease(t *testing.T) {
 	// Down for two TTLs by the agent's clock.
 	time.Sleep(time.Until(down.Add(2 * ttl)))
 	// Together: a member is ready only once a quorum is up.
-	errs := make([]error, len(c.Members))
-	var wg sync.WaitGroup
-	for i, m := range c.Members {
-		wg.Go(func() { errs[i] = m.TryStart() })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	testkit.StartTogether(t, c.Members...)
 
 	testkit.Eventually(t, wait, "healthz healthy again", func() bool { return a.health.status(time.Now()) == "" })
 	for _, key := range []string{demo, keys.Host("h1")} {

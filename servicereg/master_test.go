@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -235,17 +234,7 @@ func TestMasterStepsDownOnLapse(t *testing.T) {
 	testkit.Eventually(t, wait, "standby while the lease is in doubt", func() bool {
 		return masterGauge(t, a, "db") == 0
 	})
-	errs := make([]error, len(c.Members))
-	var wg sync.WaitGroup
-	for i, m := range c.Members {
-		wg.Go(func() { errs[i] = m.TryStart() })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	testkit.StartTogether(t, c.Members...)
 	testkit.Eventually(t, wait, "master again on the same lease", func() bool {
 		l, ok := leader(t, cli, "db")
 		if !ok || l.Host != "h1" || masterGauge(t, a, "db") != 1 {

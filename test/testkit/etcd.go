@@ -275,6 +275,25 @@ func (m *Etcd) Start() {
 // TryStart is Start returning the error.
 func (m *Etcd) TryStart() error { return m.start() }
 
+// StartTogether restarts stopped members of one cluster at once and fails
+// the test when one does not come up. They must start together: a member
+// is ready only once a quorum is up, so starting them one by one would
+// wait on the first for ever.
+func StartTogether(t testing.TB, members ...*Etcd) {
+	t.Helper()
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { errs[i] = m.TryStart() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("restart: %v", err)
+		}
+	}
+}
+
 // Close stops the member for good and removes its data.
 func (m *Etcd) Close() {
 	m.Stop()
