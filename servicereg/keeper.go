@@ -445,26 +445,15 @@ func (l *keepLoop) renewed(ctx context.Context, r renewal, ok bool) {
 	case ok && !r.lapsed():
 		a.health.alive(time.Now())
 		if l.lapsed {
-			l.lapsed = false
-			a.m.leaseHeld.Set(1)
-			a.health.setLapsed(false)
 			a.log.Info("etcd lease renewed again: etcd kept it", "lease", leaseHex(l.state.lease))
-			for _, h := range a.hooks {
-				h.leaseChanged(ctx, l.state.lease)
-			}
+			l.setLapsed(ctx, false)
 		}
 		return
 	case ok:
-		if l.lapsed {
-			return
-		}
-		l.lapsed = true
-		a.m.leaseHeld.Set(0)
-		a.health.setLapsed(true)
-		a.log.Warn("etcd lease not renewed for a whole TTL; still renewing it, as etcd may have kept it",
-			"lease", leaseHex(l.state.lease))
-		for _, h := range a.hooks {
-			h.leaseChanged(ctx, 0)
+		if !l.lapsed {
+			a.log.Warn("etcd lease not renewed for a whole TTL; still renewing it, as etcd may have kept it",
+				"lease", leaseHex(l.state.lease))
+			l.setLapsed(ctx, true)
 		}
 		return
 	}
@@ -490,6 +479,25 @@ func (l *keepLoop) etcdFailed(ctx context.Context, op string, err error) {
 		a.log.Warn("etcd operation failed; retrying with backoff", "op", op, "err", err)
 	}
 	l.retry = time.After(f.retryIn)
+}
+
+// setLapsed records that the held lease lapsed or was renewed again after a
+// lapse: the lease_held gauge, /healthz and the hooks, which take a lapsed
+// lease as gone (id 0) and its renewal as the lease given back.
+func (l *keepLoop) setLapsed(ctx context.Context, lapsed bool) {
+	a := l.a
+	l.lapsed = lapsed
+	a.health.setLapsed(lapsed)
+	id := l.state.lease
+	if lapsed {
+		a.m.leaseHeld.Set(0)
+		id = 0
+	} else {
+		a.m.leaseHeld.Set(1)
+	}
+	for _, h := range a.hooks {
+		h.leaseChanged(ctx, id)
+	}
 }
 
 // etcdAnswered notes a successful etcd operation; recovered: it ends an outage.
