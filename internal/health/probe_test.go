@@ -88,10 +88,19 @@ func TestProbeHTTPTimeout(t *testing.T) {
 }
 
 func TestProbeHTTPRefusesNames(t *testing.T) {
-	// Validate refuses names; the dialer refuses what got past it.
-	r := run(t.Context(), spec(KindHTTP, "http://localhost:1/"))
-	if r.State != C || !strings.Contains(r.Output, "never resolve names") {
-		t.Errorf("a name: %s %q", r.State, r.Output)
+	// Validate refuses names; the dialer refuses what got past it, for
+	// every kind that dials (gRPC's own resolver included: its target is
+	// passed through to the dialer).
+	for _, s := range []Spec{
+		spec(KindHTTP, "http://localhost:1/"),
+		spec(KindTCP, "localhost:1"),
+		spec(KindGRPC, "localhost:1"),
+		spec(KindGRPC, "localhost:1/db.Store"),
+	} {
+		r := run(t.Context(), s)
+		if r.State != C || !strings.Contains(r.Output, "never resolve names") {
+			t.Errorf("%s: %s %q, want critical, refused before any lookup", s, r.State, r.Output)
+		}
 	}
 }
 

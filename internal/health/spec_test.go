@@ -12,6 +12,10 @@ func TestSpecDefaults(t *testing.T) {
 	if s.Interval != DefaultInterval || s.Timeout != DefaultTimeout || s.Rise != DefaultRise || s.Fall != DefaultFall {
 		t.Fatalf("defaults: %+v", s)
 	}
+	// The documented defaults (servicereg/README.md, issue #14).
+	if DefaultInterval != 5*time.Second || DefaultTimeout != 2*time.Second || DefaultRise != 2 || DefaultFall != 3 {
+		t.Fatalf("defaults interval %v timeout %v rise %d fall %d; documented: 5s, 2s, 2, 3", DefaultInterval, DefaultTimeout, DefaultRise, DefaultFall)
+	}
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
