@@ -365,6 +365,12 @@ services:
 		cfg.StateWriteRate != DefaultStateWriteRate || cfg.StateWriteBurst != DefaultStateWriteBurst {
 		t.Errorf("defaults: %+v", cfg)
 	}
+	// The defaults operators were promised (issue #14, the README): the
+	// socket ExecStop lines name, and a dns_ttl matching the Corefile's
+	// default ttl, which a drain waits out.
+	if DefaultControl != "/run/servicereg/control.sock" || DefaultDNSTTL != 5*time.Second {
+		t.Errorf("DefaultControl %q, DefaultDNSTTL %v; the documented defaults are /run/servicereg/control.sock and 5s", DefaultControl, DefaultDNSTTL)
+	}
 }
 
 func TestNormalizeCodeConfig(t *testing.T) {

@@ -56,7 +56,7 @@ func healthdBinary(t *testing.T) string {
 
 // healthd is one testdata/healthd under a unit of the test's manager.
 type healthd struct {
-	ready                string // ready while this file exists
+	ready, busy          string // ready while ready exists; HTTP 429 while busy exists too
 	http, tcp, grpc      string // listen addresses
 	unit                 string
 	execOK, execLog, dir string // the exec check's switch and run log
@@ -69,6 +69,7 @@ func startHealthd(t *testing.T, sd *testkit.Systemd, name string) *healthd {
 	dir := t.TempDir()
 	d := &healthd{
 		ready:   filepath.Join(dir, "ready"),
+		busy:    filepath.Join(dir, "busy"),
 		http:    "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
 		tcp:     "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
 		grpc:    "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
@@ -77,16 +78,17 @@ func startHealthd(t *testing.T, sd *testkit.Systemd, name string) *healthd {
 		execLog: filepath.Join(dir, "exec.log"),
 		dir:     dir,
 	}
-	sd.WriteUnit(d.unit, fmt.Sprintf("[Service]\nExecStart=%s -http %s -tcp %s -grpc %s -ready %s\n",
-		healthdBinary(t), d.http, d.tcp, d.grpc, d.ready))
+	sd.WriteUnit(d.unit, fmt.Sprintf("[Service]\nExecStart=%s -http %s -tcp %s -grpc %s -ready %s -busy %s\n",
+		healthdBinary(t), d.http, d.tcp, d.grpc, d.ready, d.busy))
 	sd.Systemctl("start", d.unit)
 	return d
 }
 
 // execScript is an exec check that passes while the file $1 exists, and
 // appends "<unix time> P|F" to the file $2 on every run, so that a test can
-// count the runs a transition came after.
-const execScript = `if [ -e "$1" ]; then r=P; else r=F; fi; echo "$(date +%s.%N) $r" >> "$2"; [ "$r" = P ] || exit 2`
+// count the runs a transition came after. It prints its result, which
+// /status shows as the check's output.
+const execScript = `if [ -e "$1" ]; then r=P; else r=F; fi; echo "$(date +%s.%N) $r" >> "$2"; echo "result $r"; [ "$r" = P ] || exit 2`
 
 func spec(kind healthcheck.Kind, target string, every time.Duration, rise, fall int) healthcheck.Spec {
 	return healthcheck.Spec{Kind: kind, Target: target, Interval: every, Timeout: every * 3 / 4, Rise: rise, Fall: fall}
@@ -365,7 +367,9 @@ func TestHealthRiseFall(t *testing.T) {
 	// /status keeps the checks' output; etcd has none of it.
 	s := instanceOf(t, status(t, a), "web")
 	for _, c := range s.Checks {
-		if c.Last == nil || c.Transitions == 0 {
+		// Every check's last result with its output excerpt and duration,
+		// and its transitions.
+		if c.Last == nil || c.Last.Output == "" || c.Last.Duration <= 0 || c.Last.At.IsZero() || c.Transitions == 0 {
 			t.Errorf("/status check %s: last %+v, %d transitions", c.Check, c.Last, c.Transitions)
 		}
 	}
@@ -434,9 +438,9 @@ func TestStateWriteRateLimit(t *testing.T) {
 
 // TestMasterFollowsHealthAndMaintenance: a master_election service
 // campaigns only while it is in service: it resigns (on_standby) when its
-// instance turns critical, campaigns again (on_master) once it passes, and
-// resigns while a maintenance record holds it or its host, until the
-// record is deleted or its until passes.
+// instance turns critical or is drained, campaigns again (on_master) once
+// it passes or is undrained, and resigns while a maintenance record holds
+// it or its host, until the record is deleted or its until passes.
 func TestMasterFollowsHealthAndMaintenance(t *testing.T) {
 	sd := testkit.StartSystemd(t)
 	sd.Setenv(t)
@@ -451,11 +455,13 @@ func TestMasterFollowsHealthAndMaintenance(t *testing.T) {
 	cfg := userConfig(e, 10*time.Second, Service{Name: "db", Unit: unit("db"), MasterElection: true,
 		OnMaster: hookArgv(masterLog), OnStandby: hookArgv(standbyLog),
 		Checks: Checks{execSpec(ok, runs, 200*time.Millisecond, 1, 1)}})
+	cfg.Control = filepath.Join(dir, "control.sock")
 	a, err := New(cfg, Options{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runAgent(t, a)
+	serveControl(t, a)
 
 	terms := []int64{}
 	masterAgain := func(what string) {
@@ -489,6 +495,16 @@ func TestMasterFollowsHealthAndMaintenance(t *testing.T) {
 	}
 	touch(t, ok)
 	masterAgain("passing again")
+
+	// Drained over the control socket: out of the election until undrained.
+	testkit.Eventually(t, wait, "control socket open", func() bool { _, err := os.Stat(cfg.Control); return err == nil })
+	mustDrain(t, cfg.Control, OpDrain, "db")
+	standby("drained")
+	if v, _, _ := get(t, cli, keys.Instance("h1", "db")); !strings.Contains(v, `"state":"draining"`) {
+		t.Fatalf("record while resigned for a drain: %s", v)
+	}
+	mustDrain(t, cfg.Control, OpUndrain, "db")
+	masterAgain("undrained")
 
 	// Maintenance of the instance: out of the election, record untouched.
 	mv, err := registry.EncodeMaintenance(&registry.Maintenance{Reason: "reindex", Who: "test"})

@@ -1,7 +1,8 @@
 // Command healthd is a test service for the agent's health checks
 // (servicereg/health_test.go): an HTTP server, a bare TCP listener and a
 // gRPC health server, all ready exactly while the file named by -ready
-// exists, so that a test flips readiness by creating and removing it.
+// exists, so that a test flips readiness by creating and removing it. While
+// the file named by -busy exists too, GET /ready answers 429 (a warning).
 package main
 
 import (
@@ -26,17 +27,23 @@ func main() {
 	tcpAddr := flag.String("tcp", "", "TCP listen address: accepts and closes connections")
 	grpcAddr := flag.String("grpc", "", "gRPC listen address: grpc.health.v1, SERVING while ready")
 	readyFile := flag.String("ready", "", "ready while this file exists")
+	busyFile := flag.String("busy", "", "GET /ready is 429 while ready and this file exists")
 	flag.Parse()
-	ready := func() bool {
-		_, err := os.Stat(*readyFile)
-		return err == nil
+	exists := func(path string) bool {
+		_, err := os.Stat(path)
+		return path != "" && err == nil
 	}
+	ready := func() bool { return exists(*readyFile) }
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	hl := listen(*httpAddr)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if ready() && exists(*busyFile) {
+			http.Error(w, "busy", http.StatusTooManyRequests)
+			return
+		}
 		if ready() {
 			fmt.Fprintln(w, "ready")
 			return
