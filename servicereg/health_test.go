@@ -638,3 +638,44 @@ func TestMinActive(t *testing.T) {
 		t.Fatalf("brief, which died before min_active, was written:%s", describeEvents(evs))
 	}
 }
+
+// TestCheckConcurrency: the agent's check_concurrency reaches its checks.
+// Six services' checks of 300ms each, every second, would overlap; with
+// check_concurrency 1 no two requests ever reach the server at once.
+func TestCheckConcurrency(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	var mu sync.Mutex
+	inFlight, most, total := 0, 0, 0
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		total++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	defer hs.Close()
+	var static []Service
+	for i := range 6 {
+		// A timeout far above the handler's time: no run is cut short
+		// while the server still counts it.
+		s := spec(healthcheck.KindHTTP, fmt.Sprintf("%s/%d", hs.URL, i), time.Second, 1, 1)
+		s.Timeout = 900 * time.Millisecond
+		static = append(static, Service{Name: fmt.Sprintf("s%d", i), Checks: Checks{s}})
+	}
+	cfg := &Config{Host: "h1", Etcd: EtcdConfig{Endpoints: e.Endpoints()}, CheckConcurrency: 1}
+	a, err := New(cfg, Options{Logger: testLogger(t), NoSystemd: true, Static: static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	testkit.Eventually(t, wait, "10 check requests", func() bool { mu.Lock(); defer mu.Unlock(); return total >= 10 })
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 1 {
+		t.Errorf("%d check requests at once, want 1 (check_concurrency)", most)
+	}
+}
