@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coredns/caddy"
 
@@ -93,5 +94,28 @@ func TestTermOf(t *testing.T) {
 	}
 	if got := termOf([]byte{9, 'x'}); got != 0 {
 		t.Errorf("a cut TXT: term %d, want 0", got)
+	}
+}
+
+// TestJittered checks a blocking query's wait: never shorter than asked,
+// at most a sixteenth longer, and spread (the same wait for every query
+// would bring back together the clients one change woke together).
+func TestJittered(t *testing.T) {
+	const wait = 16 * time.Second
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		got := jittered(wait)
+		if got < wait || got > wait+wait/16 {
+			t.Fatalf("jittered(%v) = %v, want %v to %v", wait, got, wait, wait+wait/16)
+		}
+		seen[got] = true
+	}
+	// 100 draws from a second's worth of nanoseconds: fewer than two
+	// distinct values means no jitter, not bad luck.
+	if len(seen) < 2 {
+		t.Errorf("100 waits of %v all came out %v: no jitter", wait, jittered(wait))
+	}
+	if got := jittered(0); got != 0 {
+		t.Errorf("jittered(0) = %v, want 0", got)
 	}
 }

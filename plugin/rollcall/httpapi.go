@@ -234,11 +234,17 @@ func (a *httpAPI) block(ctx context.Context, q url.Values) error {
 	}
 	httpBlocking.Inc()
 	defer func() { waiting.Add(-1); httpBlocking.Dec() }()
-	wait += rand.N(wait/16 + 1)
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	ctx, cancel := context.WithTimeout(ctx, jittered(wait))
 	defer cancel()
 	a.feed.wait(ctx, after)
 	return nil
+}
+
+// jittered is a blocking query's wait plus a random part of up to a
+// sixteenth of it: queries woken by one change come back together, and
+// without the spread their next waits would end together too.
+func jittered(wait time.Duration) time.Duration {
+	return wait + rand.N(wait/16+1)
 }
 
 // blockingParams reads ?index=R&wait=D. wait is a Go duration ("30s",
