@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -106,8 +111,9 @@ func (b *browser) screenshot(t *testing.T, name string) {
 }
 
 // TestStatusPageInChromium loads the status page in headless Chromium: it
-// shows the services, instances and master without a console error,
-// follows etcd changes without reloading, and fits a phone's width.
+// shows the services, instances and master without a console error or a
+// resource from elsewhere, follows etcd changes without reloading (with
+// script off, by its refresh), and fits a phone's width.
 func TestStatusPageInChromium(t *testing.T) {
 	bin := need(t, "chromium", "chromium")
 	s := startStack(t)
@@ -125,6 +131,11 @@ func TestStatusPageInChromium(t *testing.T) {
 		chromedp.Navigate("http://"+s.httpAddr+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#svc-web`)),
 	)
+	// Just after start, on a loaded machine, the watch may still be behind
+	// the list: the page follows it to watching.
+	if !run(t, b, chromedp.Poll[bool](`document.getElementById("watch-state").textContent == "watching"`, chromedp.WithPollingTimeout(25*time.Second))) {
+		t.Error("the page never showed the watch watching")
+	}
 	page := run(t, b, chromedp.Text(chromedp.CSS(`body`)))
 	for _, want := range []string{"web", "db", "h1", "h2", "h3", "127.0.0.11", "http:8080/tcp", "critical", "check http: connection refused", "warning",
 		fmt.Sprintf("master h1, term %d", term), "watching"} {
@@ -157,6 +168,19 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	b.screenshot(t, "status-after-changes.png")
 
+	// No external assets: everything the page loaded, its style, script
+	// and blocking queries included, came from the server itself.
+	origin := "http://" + s.httpAddr + "/"
+	urls := run(t, b, chromedp.Evaluate[[]string](`performance.getEntriesByType("resource").map(e => e.name)`))
+	if !slices.Contains(urls, origin+"static/status.css") || !slices.Contains(urls, origin+"static/status.js") {
+		t.Errorf("the page's resources %v lack its style and script", urls)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin) {
+			t.Errorf("the page loaded %s, from elsewhere than %s", u, origin)
+		}
+	}
+
 	t.Run("narrow screen", func(t *testing.T) {
 		b.within(t, 30*time.Second, "emulate a phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 		overflow := run(t, b, chromedp.Evaluate[int](`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
@@ -164,6 +188,40 @@ func TestStatusPageInChromium(t *testing.T) {
 			t.Errorf("the page is %d px wider than a 390 px screen: it should scroll its tables, not itself", overflow)
 		}
 		b.screenshot(t, "status-narrow.png")
+	})
+
+	// Where script is off the page follows changes by refreshing itself:
+	// the change must come with a navigation its meta refresh asked for.
+	t.Run("without script", func(t *testing.T) {
+		var refreshes atomic.Int32
+		ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(func(ev any) { // a second tab
+			if nav, ok := ev.(*cdppage.EventFrameRequestedNavigation); ok && nav.Reason == cdppage.ClientNavigationReasonMetaTagRefresh {
+				refreshes.Add(1)
+			}
+		}))
+		defer cancel()
+		// The tab lives as long as the context of its first action: one
+		// without a timeout.
+		if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		})); err != nil {
+			t.Fatalf("turn script off: %v", err)
+		}
+		nb := &browser{ctx: ctx}
+		nb.within(t, time.Minute, "load the status page with script off",
+			chromedp.Navigate(origin),
+			chromedp.WaitVisible(chromedp.CSS(`#svc-web`)),
+		)
+		before := refreshes.Load()
+		s.putHost(t, "h5", "127.0.0.15")
+		s.putInstance(t, "h5", "web", ports)
+		// The refresh comes every 10 seconds; slack for a shared machine.
+		nb.within(t, 40*time.Second, "h5 never appeared on the page with script off",
+			chromedp.WaitVisible(chromedp.CSS(`#svc-web tr[data-host="h5"]`)))
+		if refreshes.Load() == before {
+			t.Error("h5 appeared with no meta refresh since the change: was script off?")
+		}
 	})
 
 	if errs := b.consoleErrors(); len(errs) > 0 {

@@ -8,8 +8,10 @@
 //     an etcd change within its refresh interval.
 //   - TestStatusPageInChromium: the status page in headless Chromium
 //     (package chromium, driven with github.com/chromedp/chromedp) loads
-//     with no console error, shows the services, instances and master,
-//     follows an etcd change without a reload, and fits a phone's width.
+//     with no console error and nothing from another origin, shows the
+//     services, instances and master, follows an etcd change without a
+//     reload (and, in a tab with script off, by its refresh), and fits a
+//     phone's width.
 //     It writes screenshots to the test's artifact folder (go test
 //     -artifacts -outputdir DIR keeps them).
 //
