@@ -106,3 +106,39 @@ func TestExampleCorefiles(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMEDocumentsHTTP checks that the README's HTTP section gives the
+// option's syntax and an example request of every endpoint.
+func TestREADMEDocumentsHTTP(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatalf("read README: %v", err)
+	}
+	text := string(readme)
+	if !strings.Contains(text, "    http ADDR [CERT KEY [CA]]\n") {
+		t.Error("README's syntax lacks `http ADDR [CERT KEY [CA]]`")
+	}
+	examples := regexp.MustCompile(`(?m)^\$ curl [^\n]*http://127\.0\.0\.1:8053(/[^\s']*)`).FindAllStringSubmatch(text, -1)
+	// Each endpoint's example: its path (before any query) and a part of
+	// its query string.
+	for _, endpoint := range []struct{ name, path, query string }{
+		{"GET /v1/services", "/v1/services", ""},
+		{"GET /v1/services/{service}", "/v1/services/web", ""},
+		{"GET /v1/prometheus", "/v1/prometheus", "port="},
+		{"GET /v1/explain", "/v1/explain", "name="},
+		{"GET / (the status page)", "/", ""},
+		{"GET /?partial=1 (its state part)", "/", "partial=1"},
+		{"a blocking query", "/v1/services/web", "index="},
+	} {
+		found := false
+		for _, m := range examples {
+			path, query, _ := strings.Cut(m[1], "?")
+			if path == endpoint.path && strings.Contains(query, endpoint.query) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("README has no `$ curl` example of %s (%s?%s)", endpoint.name, endpoint.path, endpoint.query)
+		}
+	}
+}
