@@ -588,7 +588,8 @@ func TestHTTPAddressTwice(t *testing.T) {
 }
 
 // TestHTTPTLS checks `http ADDR CERT KEY CA`: HTTPS, and a client without
-// a certificate from the CA is refused.
+// a certificate from the CA is refused; and `http ADDR CERT KEY`: HTTPS
+// for any client.
 func TestHTTPTLS(t *testing.T) {
 	f := testkit.NewTLS(t, "scraper")
 	h := startHTTPStack(t, fmt.Sprintf(" %s %s %s", f.ServerCert, f.ServerKey, f.CA))
@@ -615,6 +616,15 @@ func TestHTTPTLS(t *testing.T) {
 	}
 	var got apiServices
 	r.decode(t, http.StatusOK, &got)
+
+	// Without a CA, HTTPS serves any client.
+	open := startHTTPStack(t, fmt.Sprintf(" %s %s", f.ServerCert, f.ServerKey))
+	r, err = httpGet(client(), "https://"+open.httpAddr+"/v1/services")
+	if err != nil {
+		t.Fatalf("HTTPS without a CA, a client without a certificate: %v", err)
+	}
+	r.decode(t, http.StatusOK, &got)
+
 	if _, err := httpGet(httpFrom("127.0.0.1"), "http://"+h.httpAddr+"/v1/services"); err == nil {
 		// Go's server answers plain HTTP on a TLS port with a 400.
 		r, _ := httpGet(httpFrom("127.0.0.1"), "http://"+h.httpAddr+"/v1/services")
