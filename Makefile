@@ -41,8 +41,14 @@ vet:
 
 # ROLLCALL_LONG=1: the fault tests that take a minute or more run too (a
 # plain `go test ./...` skips them).
+# What tests leave to look at (test/web's screenshots of the status page)
+# goes to $(TEST_OUTPUT)/_artifacts, a folder per test; the test's log names
+# the file (go test -v).
+TEST_OUTPUT ?= $(CURDIR)/test-output
+
 test: build vet test-deps
-	ROLLCALL_BIN=$(BIN) ROLLCALL_LONG=1 $(GO) test -count=1 -p $(TESTP) -timeout 20m ./...
+	mkdir -p $(TEST_OUTPUT)
+	ROLLCALL_BIN=$(BIN) ROLLCALL_LONG=1 $(GO) test -count=1 -p $(TESTP) -timeout 20m -artifacts -outputdir $(TEST_OUTPUT) ./...
 	$(MAKE) --no-print-directory fuzz
 
 # Programs from Debian's packages that tests run for real, as binary:package

@@ -12,8 +12,9 @@
 //     services, instances and master, follows an etcd change without a
 //     reload (and, in a tab with script off, by its refresh), and fits a
 //     phone's width.
-//     It writes screenshots to the test's artifact folder (go test
-//     -artifacts -outputdir DIR keeps them).
+//     It writes screenshots to the test's artifact folder: `make test`
+//     keeps them under test-output/_artifacts (go test -artifacts
+//     -outputdir DIR does the same elsewhere).
 //
 // A test whose binary is missing skips, naming it and its package: `make
 // test` installs both when it runs as root. Everything listens on
