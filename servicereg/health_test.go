@@ -644,20 +644,7 @@ func TestMinActive(t *testing.T) {
 // check_concurrency 1 no two requests ever reach the server at once.
 func TestCheckConcurrency(t *testing.T) {
 	e := testkit.StartEtcd(t)
-	var mu sync.Mutex
-	inFlight, most, total := 0, 0, 0
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inFlight++
-		total++
-		most = max(most, inFlight)
-		mu.Unlock()
-		time.Sleep(300 * time.Millisecond)
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
-	}))
-	defer hs.Close()
+	hs := testkit.StartInFlightServer(t, 300*time.Millisecond)
 	var static []Service
 	for i := range 6 {
 		// A timeout far above the handler's time: no run is cut short
@@ -672,10 +659,8 @@ func TestCheckConcurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgent(t, a)
-	testkit.Eventually(t, wait, "10 check requests", func() bool { mu.Lock(); defer mu.Unlock(); return total >= 10 })
-	mu.Lock()
-	defer mu.Unlock()
-	if most != 1 {
+	testkit.Eventually(t, wait, "10 check requests", func() bool { _, n := hs.Counts(); return n >= 10 })
+	if most, _ := hs.Counts(); most != 1 {
 		t.Errorf("%d check requests at once, want 1 (check_concurrency)", most)
 	}
 }

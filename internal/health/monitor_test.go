@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rollcall/rollcall/registry"
+	"github.com/rollcall/rollcall/test/testkit"
 )
 
 // fastInterval is the interval of the tests' checks: short, with a
@@ -279,20 +280,7 @@ func TestMonitorFirstRunsSpread(t *testing.T) {
 // TestMonitorCap: with MaxConcurrent 2, never more than 2 checks run at
 // once, counted where they arrive.
 func TestMonitorCap(t *testing.T) {
-	var mu sync.Mutex
-	inFlight, most, total := 0, 0, 0
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inFlight++
-		total++
-		most = max(most, inFlight)
-		mu.Unlock()
-		time.Sleep(200 * time.Millisecond)
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
-	}))
-	defer hs.Close()
+	hs := testkit.StartInFlightServer(t, 200*time.Millisecond)
 	reg := prometheus.NewRegistry()
 	m := NewMonitor(Options{MaxConcurrent: 2, Registerer: reg})
 	for i := range 6 {
@@ -301,10 +289,8 @@ func TestMonitorCap(t *testing.T) {
 		m.Set(fmt.Sprintf("s%d", i), []Spec{{Kind: KindHTTP, Target: fmt.Sprintf("%s/%d", hs.URL, i), Interval: time.Second, Timeout: 900 * time.Millisecond, Rise: 1, Fall: 1}})
 	}
 	runMonitor(t, m)
-	eventually(t, "15 requests", func() bool { mu.Lock(); defer mu.Unlock(); return total >= 15 })
-	mu.Lock()
-	defer mu.Unlock()
-	if most != 2 {
+	eventually(t, "15 requests", func() bool { _, n := hs.Counts(); return n >= 15 })
+	if most, _ := hs.Counts(); most != 2 {
 		t.Errorf("at most %d requests at once, want 2 (the cap, reached: 6 checks of 200ms a second)", most)
 	}
 	if n := series(t, reg, "rollcall_servicereg_check_runs_total"); n == 0 {

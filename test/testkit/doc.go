@@ -22,5 +22,6 @@
 //	buffer.go         Buffer: a process's output, safe to read while it is written
 //	ports.go          FreePort (TryFreePort): a free loopback port
 //	wait.go           Eventually: poll a condition until a deadline
+//	inflight.go       StartInFlightServer: an HTTP server that counts the requests it serves at once
 //	leak.go           the goroutines a leak check ignores after embedded etcd
 package testkit
