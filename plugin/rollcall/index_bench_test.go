@@ -1,12 +1,18 @@
 package rollcall
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"testing"
+
+	"github.com/coredns/coredns/request"
+	"github.com/miekg/dns"
 
 	"github.com/rollcall/rollcall/registry"
 )
@@ -160,4 +166,76 @@ func BenchmarkIndexMemory(b *testing.B) {
 	b.ReportMetric(indexB/n, "index-B/instance")
 	b.ReportMetric((stateB+indexB)/n, "bytes/instance")
 	b.ReportMetric(scanB/n, "scan-B/instance")
+}
+
+// BenchmarkServeDNSScale answers from one block's index of the scale data
+// set (100,000 instances), from a client on an overlay, through CoreDNS's
+// ScrubWriter (the packed path). hot asks the same four names (one of each
+// shape: service, host.service, shard.service, service-master) over and
+// over, so the index's data they read stays in the CPU's caches; random
+// asks the same shapes of services drawn at random, as a server's clients
+// do, so most reads of the index miss the caches; hot-names asks the hot
+// names in as many distinct queries as random, so that reading the queries
+// costs the same. random minus hot-names is what the index's memory layout
+// costs a query in a real server, where the
+// in-process benchmarks on the small fixture (BenchmarkServeDNS) cannot
+// show it. Run with -cpu 1.
+func BenchmarkServeDNSScale(b *testing.B) {
+	const zone = "infra.example.com."
+	rc := blockHandler(b, zone, "network vpn0 10.100.0.0/16 127.0.1.0/24\nnetwork vpn1 10.200.0.0/16", scaleState(b))
+	type query struct {
+		m *dns.Msg
+		w dns.ResponseWriter
+	}
+	from := &net.UDPAddr{IP: net.ParseIP("127.0.1.5"), Port: 5353}
+	ask := func(svc int, shape int) query {
+		name := fmt.Sprintf("svc-%05d", svc)
+		switch shape {
+		case 1:
+			name = fmt.Sprintf("h-%05d.%s", (svc+3)%10000, name)
+		case 2:
+			name = "s5." + name
+		case 3:
+			name += "-master"
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(name+"."+zone, dns.TypeA)
+		return query{m: m, w: request.NewScrubWriter(m, &benchWriter{addr: from})}
+	}
+	const n = 1 << 16 // distinct queries of the random mix, 64 KiB of questions
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random := make([]query, n)
+	for i := range random {
+		random[i] = ask(rnd.IntN(10000), i%4)
+	}
+	hot := make([]query, 4)
+	// The hot names in as many distinct queries as the random mix: what
+	// reading the queries themselves costs, set apart from the index.
+	hotNames := make([]query, n)
+	for i := range hot {
+		hot[i] = ask(42, i)
+	}
+	for i := range hotNames {
+		hotNames[i] = ask(42, i%4)
+	}
+	for _, mix := range []struct {
+		name string
+		qs   []query
+	}{{"hot", hot}, {"hot-names", hotNames}, {"random", random}} {
+		b.Run(mix.name, func(b *testing.B) {
+			ctx := context.Background()
+			for _, q := range mix.qs[:4] {
+				if rcode, err := rc.ServeDNS(ctx, q.w, q.m); rcode != dns.RcodeSuccess || err != nil {
+					b.Fatalf("%s: rcode %d, %v", q.m.Question[0].Name, rcode, err)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				q := mix.qs[i&(len(mix.qs)-1)]
+				rc.ServeDNS(ctx, q.w, q.m)
+				i++
+			}
+		})
+	}
 }
