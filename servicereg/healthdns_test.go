@@ -60,27 +60,20 @@ func TestDNSFollowsHealth(t *testing.T) {
 	expect := func(step, zone, name string, qtype uint16, rcode int, want ...string) {
 		t.Helper()
 		slices.Sort(want)
-		deadline := time.Now().Add(wait)
-		for {
-			got := "no answer"
+		msg := fmt.Sprintf("%s: %s.%s %s should answer %s %q", step, name, zone, dns.TypeToString[qtype], dns.RcodeToString[rcode], want)
+		testkit.EventuallySaw(t, wait, msg, func() (bool, string) {
 			m, err := testkit.Exchange("udp", server, "", name+"."+zone, qtype)
-			if err == nil {
-				rrs := make([]string, 0, len(m.Answer))
-				for _, rr := range m.Answer {
-					rdata := strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String()))
-					rrs = append(rrs, dns.TypeToString[rr.Header().Rrtype]+" "+strings.ReplaceAll(rdata, zone, "Z"))
-				}
-				slices.Sort(rrs)
-				if m.Rcode == rcode && slices.Equal(rrs, want) {
-					return
-				}
-				got = fmt.Sprintf("%s %q", dns.RcodeToString[m.Rcode], rrs)
+			if err != nil {
+				return false, err.Error()
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: after %v, %s.%s %s answers %s, want %s %q", step, wait, name, zone, dns.TypeToString[qtype], got, dns.RcodeToString[rcode], want)
+			rrs := make([]string, 0, len(m.Answer))
+			for _, rr := range m.Answer {
+				rdata := strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String()))
+				rrs = append(rrs, dns.TypeToString[rr.Header().Rrtype]+" "+strings.ReplaceAll(rdata, zone, "Z"))
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			slices.Sort(rrs)
+			return m.Rcode == rcode && slices.Equal(rrs, want), fmt.Sprintf("%s %q", dns.RcodeToString[m.Rcode], rrs)
+		})
 	}
 	txt := func(st registry.State) string { return `TXT "state=` + string(st) + `"` }
 	noError := dns.RcodeSuccess

@@ -21,7 +21,7 @@
 //	process.go        Process: a started child process, stopped with a grace period
 //	buffer.go         Buffer: a process's output, safe to read while it is written
 //	ports.go          FreePort (TryFreePort): a free loopback port
-//	wait.go           Eventually: poll a condition until a deadline
+//	wait.go           Eventually (EventuallySaw): poll a condition until a deadline, naming what it last saw
 //	inflight.go       StartInFlightServer: an HTTP server that counts the requests it serves at once
 //	leak.go           the goroutines a leak check ignores after embedded etcd
 package testkit
