@@ -181,11 +181,16 @@ func (e errorsPlugin) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 }
 
 // deployedChain puts h behind the plugins a production block carries, as
-// CoreDNS chains them: prometheus, errors and, with log, log.
+// CoreDNS chains them: prometheus, errors and, with log, log. A rollcall
+// handler learns the chain as its OnStartup would.
 func deployedChain(h plugin.Handler, zone string, withLog bool) plugin.Handler {
 	next := h
 	if withLog {
-		next = clog.Logger{Next: next, Rules: []clog.Rule{{NameScope: ".", Class: map[response.Class]struct{}{response.All: {}}, Format: clog.DefaultLogFormat}}}
+		rules := []clog.Rule{{NameScope: ".", Class: map[response.Class]struct{}{response.All: {}}, Format: clog.DefaultLogFormat}}
+		if rc, ok := h.(*rollcall.Rollcall); ok {
+			h = rollcall.InBlock(rc, clog.Logger{Next: rc, Rules: rules})
+		}
+		next = clog.Logger{Next: h, Rules: rules}
 	}
 	m := metrics.New("")
 	m.AddZone(zone)

@@ -3,6 +3,8 @@ package rollcall
 import (
 	"testing"
 	"time"
+
+	"github.com/coredns/coredns/plugin"
 )
 
 // SetLoaderTiming shortens the timing of loaders started from now on, until
@@ -42,4 +44,12 @@ func SetStartupWait(t testing.TB, d time.Duration) {
 func FixtureBlock(tb testing.TB, zones, body string) *Rollcall {
 	st, _ := fixtureState(tb)
 	return blockHandler(tb, zones, body, st)
+}
+
+// InBlock is a copy of h that knows the other handlers of its server
+// block, as OnStartup learns them: which recorder is the log plugin's.
+func InBlock(h *Rollcall, handlers ...plugin.Handler) *Rollcall {
+	c := *h
+	c.logs = logPluginsOf(handlers)
+	return &c
 }

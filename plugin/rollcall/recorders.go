@@ -15,6 +15,16 @@ package rollcall
 // recorders for every fixture case, TestDeployedMetricsAndLog prometheus's
 // series and the log lines of a real CoreDNS). Any other writer (rewrite,
 // cache, dnstap, a plugin this does not know) gets the dns.Msg.
+//
+// What a recorder keeps depends on who reads it. prometheus reads a
+// metrics.Recorder's rcode and length: it gets the reply's header. A bare
+// dnstest.Recorder may belong to any plugin (log, trace, one this does not
+// know), which may read the whole reply: it gets the reply unpacked
+// (replyMsg), unless it is known to be the log plugin's own. log reads no
+// record, only their types (response.Typify) besides the header: its
+// recorder gets logMsg, the header with a shared stand-in record of each
+// record's type, which costs one allocation where unpacking an answer of
+// ten addresses cost a kilobyte of records for the collector.
 
 import (
 	"context"
@@ -25,6 +35,7 @@ import (
 	"sync/atomic"
 
 	"github.com/coredns/coredns/plugin"
+	logplugin "github.com/coredns/coredns/plugin/log"
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/pkg/edns"
@@ -39,18 +50,27 @@ type rawPath struct {
 	// recorded: recorders or plugin writers stand between the handler's
 	// writer and the ScrubWriter, to be filled by record.
 	recorded bool
-	// fullMsg: one is a bare dnstest.Recorder, whose owner (log, trace)
-	// may read the whole reply; metrics.Recorder's owner reads no more
-	// than its rcode and length.
-	fullMsg bool
+	// need is how much of the reply the recorders' owners read.
+	need msgNeed
 }
+
+// msgNeed is how much of the reply a recorder's owner reads, in the order
+// of what a message must hold: the message given to every recorder on the
+// way is the one the most demanding needs.
+type msgNeed uint8
+
+const (
+	needHeader msgNeed = iota // prometheus: rcode and length (headerMsg)
+	needTypes                 // log: the header and the records' types (logMsg)
+	needWhole                 // a bare recorder of another plugin: the whole reply (replyMsg)
+)
 
 // rawWriter returns how to write the reply to r: packed, to the
 // connection's writer, when every writer from w down to CoreDNS's
 // ScrubWriter only records what passes (see above), the query has no TSIG,
 // and CoreDNS would copy no EDNS0 option of the request (opt, or nil) into
-// the reply.
-func rawWriter(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) rawPath {
+// the reply. logs is the block's log plugins (logPluginsOf).
+func rawWriter(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, logs []logPlugin) rawPath {
 	if r.IsTsig() != nil {
 		return rawPath{}
 	}
@@ -62,6 +82,7 @@ func rawWriter(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) rawPath {
 		}
 	}
 	var p rawPath
+	var above dns.ResponseWriter // the pluginWriter just walked through, or nil
 	for depth := 0; depth < maxLayers; depth++ {
 		kind, inner := unwrap(w)
 		switch kind {
@@ -71,15 +92,81 @@ func rawWriter(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) rawPath {
 		case unknownLayer:
 			return rawPath{}
 		case recorderLayer:
-			p.fullMsg = true
+			need := needWhole
+			if above != nil && logsInto(above, r, logs) {
+				need = needTypes
+			}
+			p.need = max(p.need, need)
 		}
 		if msgPathWhenWrapped.Load() {
 			return rawPath{}
 		}
 		p.recorded = true
+		above = nil
+		if kind == pluginLayer {
+			above = w
+		}
 		w = inner
 	}
 	return rawPath{}
+}
+
+// logPlugin is one log plugin of a server block, as much as it takes to
+// know its recorder: the plugin it calls next and its rules' name scopes.
+type logPlugin struct {
+	next   string
+	all    bool     // a rule's scope is the root: it records every query
+	scopes []string // else the rules' scopes
+}
+
+// logPluginsOf finds the log plugins among a server block's handlers.
+func logPluginsOf(handlers []plugin.Handler) []logPlugin {
+	var logs []logPlugin
+	for _, h := range handlers {
+		l, ok := h.(logplugin.Logger)
+		if !ok || l.Next == nil {
+			continue
+		}
+		lp := logPlugin{next: l.Next.Name()}
+		for _, rule := range l.Rules {
+			lp.all = lp.all || rule.NameScope == "."
+			lp.scopes = append(lp.scopes, rule.NameScope)
+		}
+		logs = append(logs, lp)
+	}
+	return logs
+}
+
+// logsInto reports whether the bare recorder that the pluginWriter pw wraps
+// is a log plugin's own. log.Logger.ServeDNS hands its Next either its own
+// recorder, when one of its rules covers the query's name, or the writer it
+// was handed, through plugin.NextOrFailure, which wraps either in a
+// pluginWriter named after that Next: so a recorder under a pluginWriter
+// named after a log plugin's Next, for a name one of its rules covers, is
+// that plugin's.
+func logsInto(pw dns.ResponseWriter, r *dns.Msg, logs []logPlugin) bool {
+	if len(logs) == 0 {
+		return false
+	}
+	next := reflect.ValueOf(pw).Elem().Field(nextWriter.name).String()
+	for i := range logs {
+		l := &logs[i]
+		if l.next != next {
+			continue
+		}
+		if l.all {
+			return true
+		}
+		// The name as log matches it (request.Request.Name).
+		name := (&request.Request{Req: r}).Name()
+		for _, scope := range l.scopes {
+			if plugin.Name(scope).Matches(name) {
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // msgPathWhenWrapped hands every wrapped writer a dns.Msg, as before this
@@ -176,17 +263,21 @@ func findPluginWriter() pluginWriterType {
 // does with the reply packed in b (to question q), of which the recorders
 // count size bytes (msgLen): a pluginWriter names its plugin to the tracker
 // it wraps, a recorder notes the rcode, adds size and keeps the message,
-// whole when fullMsg, else its header. rawWriter has checked that every
-// writer on the way is one of these.
-func record(w dns.ResponseWriter, fullMsg bool, b []byte, q dns.Question, size int) error {
+// as much of it as need says its owner reads. rawWriter has checked that
+// every writer on the way is one of these.
+func record(w dns.ResponseWriter, need msgNeed, b []byte, q dns.Question, size int) error {
 	var m *dns.Msg
-	if fullMsg {
+	switch need {
+	case needHeader:
+		m = headerMsg(b, q)
+	case needTypes:
+		m = logMsg(b, q)
+	}
+	if m == nil {
 		var err error
 		if m, err = replyMsg(b, q); err != nil {
 			return err
 		}
-	} else {
-		m = headerMsg(b, q)
 	}
 	for depth := 0; depth < maxLayers; depth++ {
 		kind, inner := unwrap(w)
@@ -223,8 +314,17 @@ func headerMsg(b []byte, q dns.Question) *dns.Msg {
 		m dns.Msg
 		q [1]dns.Question
 	})
+	hm.m.MsgHdr = headerOf(b)
+	hm.q[0] = q
+	hm.m.Question = hm.q[:]
+	return &hm.m
+}
+
+// headerOf is the header of the message packed in b, as Unpack reads it
+// (the rcode without an OPT record's extended bits).
+func headerOf(b []byte) dns.MsgHdr {
 	bits := binary.BigEndian.Uint16(b[2:])
-	hm.m.MsgHdr = dns.MsgHdr{
+	return dns.MsgHdr{
 		Id:                 binary.BigEndian.Uint16(b),
 		Response:           bits&(1<<15) != 0,
 		Opcode:             int(bits>>11) & 0xf,
@@ -237,9 +337,117 @@ func headerMsg(b []byte, q dns.Question) *dns.Msg {
 		CheckingDisabled:   bits&(1<<4) != 0,
 		Rcode:              int(bits & 0xf),
 	}
-	hm.q[0] = q
-	hm.m.Question = hm.q[:]
-	return &hm.m
+}
+
+// logMsg is the reply packed in b (to a question q) as far as the log
+// plugin reads it: response.Typify reads the header, the question's type,
+// whether the reply has an OPT record with the DO bit, how many answers it
+// has and the types of its records (SOA and NS in the authority section,
+// expired RRSIGs); the line reads the rcode, the flags and the length the
+// recorder counts. So each record is a stand-in of its type shared by
+// every reply (standIn), and the message is one allocation. It is nil for a
+// reply with a record it has no stand-in for, or that replyMsg would not
+// read itself: that goes to replyMsg.
+func logMsg(b []byte, q dns.Question) *dns.Msg {
+	qlen, ok := plainQuestion(b, q.Name)
+	if !ok || binary.BigEndian.Uint16(b[4:]) != 1 {
+		return nil
+	}
+	an := int(binary.BigEndian.Uint16(b[6:]))
+	ns := int(binary.BigEndian.Uint16(b[8:]))
+	ar := int(binary.BigEndian.Uint16(b[10:]))
+	lm := new(struct {
+		m   dns.Msg
+		q   [1]dns.Question
+		rrs [logMsgRecords]dns.RR
+	})
+	rrs := lm.rrs[:0]
+	if an+ns+ar > len(lm.rrs) {
+		rrs = make([]dns.RR, 0, an+ns+ar)
+	}
+	for off := headerLen + qlen + 4; off < len(b); {
+		_, rrtype, rdata, end, ok := rrAt(b, off, q.Name, qlen)
+		if !ok {
+			return nil
+		}
+		rr := standIn(rrtype, binary.BigEndian.Uint32(b[rdata-6:]))
+		if rr == nil {
+			return nil
+		}
+		rrs = append(rrs, rr)
+		off = end
+	}
+	if len(rrs) != an+ns+ar {
+		return nil
+	}
+	lm.m.MsgHdr = headerOf(b)
+	lm.q[0] = q
+	lm.m.Question = lm.q[:]
+	if an > 0 {
+		lm.m.Answer = rrs[:an:an]
+	}
+	if ns > 0 {
+		lm.m.Ns = rrs[an : an+ns : an+ns]
+	}
+	if ar > 0 {
+		lm.m.Extra = rrs[an+ns:]
+	}
+	return &lm.m
+}
+
+// logMsgRecords is how many records logMsg holds in its one allocation:
+// an answer of ten addresses and its OPT record, or a few SRV records
+// with their targets' addresses. A larger reply takes one more.
+const logMsgRecords = 12
+
+// standIns are logMsg's records: a record of each type the packed path
+// writes, with only the type set, the class an OPT record's UDP size
+// and its TTL its extended rcode, version and DO bit. They are shared by
+// every reply and never changed.
+var standIns = struct {
+	a, aaaa, srv, txt, soa, ns dns.RR
+	opt, optDO                 dns.RR
+}{
+	a:     &dns.A{Hdr: dns.RR_Header{Rrtype: dns.TypeA, Class: dns.ClassINET}},
+	aaaa:  &dns.AAAA{Hdr: dns.RR_Header{Rrtype: dns.TypeAAAA, Class: dns.ClassINET}},
+	srv:   &dns.SRV{Hdr: dns.RR_Header{Rrtype: dns.TypeSRV, Class: dns.ClassINET}},
+	txt:   &dns.TXT{Hdr: dns.RR_Header{Rrtype: dns.TypeTXT, Class: dns.ClassINET}},
+	soa:   &dns.SOA{Hdr: dns.RR_Header{Rrtype: dns.TypeSOA, Class: dns.ClassINET}},
+	ns:    &dns.NS{Hdr: dns.RR_Header{Rrtype: dns.TypeNS, Class: dns.ClassINET}},
+	opt:   &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}},
+	optDO: &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Ttl: optDO}},
+}
+
+// optDO is the DO bit in an OPT record's TTL.
+const optDO = 1 << 15
+
+// standIn is the stand-in of a record of type rrtype with TTL ttl, or nil
+// when there is none: an OPT record with an extended rcode or a version
+// (which the packed path does not write) has none, as its TTL says more
+// than the DO bit.
+func standIn(rrtype uint16, ttl uint32) dns.RR {
+	switch rrtype {
+	case dns.TypeA:
+		return standIns.a
+	case dns.TypeAAAA:
+		return standIns.aaaa
+	case dns.TypeSRV:
+		return standIns.srv
+	case dns.TypeTXT:
+		return standIns.txt
+	case dns.TypeSOA:
+		return standIns.soa
+	case dns.TypeNS:
+		return standIns.ns
+	case dns.TypeOPT:
+		switch ttl {
+		case 0:
+			return standIns.opt
+		case optDO:
+			return standIns.optDO
+		}
+	}
+	return nil
 }
 
 // replyMsg is the reply packed in b (to a question q) as dns.Msg.Unpack

@@ -2,6 +2,7 @@ package rollcall
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"reflect"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin"
+	logplugin "github.com/coredns/coredns/plugin/log"
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/pkg/replacer"
@@ -152,36 +154,7 @@ func TestMsgLen(t *testing.T) {
 // dns.Msg.Unpack makes of the packed reply, field for field: every fixture
 // answer, the samples of TestMsgLen, and questions asked in odd case.
 func TestReplyMsg(t *testing.T) {
-	hs, _ := fixtureHandlers(t)
-	type sample struct {
-		b []byte
-		q dns.Question
-	}
-	var samples []sample
-	for _, c := range append(Cases,
-		infra("WeB", dns.TypeSRV, fromPublic, ok, nil),
-		infra("_HTTP._tcp.Web", dns.TypeSRV, fromPublic, ok, nil),
-		infra("WEB-master", dns.TypeTXT, fromPublic, ok, nil),
-		infra("nosuch.WEB", dns.TypeAAAA, fromPublic, ok, nil),
-		Case{QName: "many", Zone: zInfra, QType: dns.TypeA, From: fromPublic}) {
-		for _, v := range queryVariants {
-			r := c.Msg()
-			if v.edns != nil {
-				v.edns(r)
-			}
-			cw := serveWrapped(t, hs[c.Zone], r, c.From, v.tcp)
-			samples = append(samples, sample{cw.raw, r.Question[0]})
-		}
-	}
-	for _, m := range msgLenSamples(t) {
-		m.Compress = true
-		b, err := m.Pack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		samples = append(samples, sample{b, m.Question[0]})
-	}
-	for _, s := range samples {
+	for _, s := range replySamples(t) {
 		want := new(dns.Msg)
 		if err := want.Unpack(s.b); err != nil {
 			t.Fatal(err)
@@ -194,6 +167,90 @@ func TestReplyMsg(t *testing.T) {
 			t.Errorf("replyMsg\n%v\nUnpack\n%v", got, want)
 		}
 	}
+}
+
+// TestLogMsg checks that the message the log plugin's recorder gets reads,
+// as log reads it, as the whole reply: for every sample of TestReplyMsg,
+// and that every fixture answer gets it rather than the whole reply.
+func TestLogMsg(t *testing.T) {
+	now := time.Now()
+	for _, s := range replySamples(t) {
+		want := new(dns.Msg)
+		if err := want.Unpack(s.b); err != nil {
+			t.Fatal(err)
+		}
+		got := logMsg(s.b, s.q)
+		if got == nil {
+			if s.packed {
+				t.Errorf("no log message for the packed answer\n%v", want)
+			}
+			continue
+		}
+		if g, w := logReads(got), logReads(want); g != w {
+			t.Errorf("log reads\n %s\nwhole reply\n %s", g, w)
+		}
+		gt, _ := response.Typify(got, now)
+		wt, _ := response.Typify(want, now)
+		if gt != wt {
+			t.Errorf("log's type %v, whole reply %v\n%v", gt, wt, want)
+		}
+	}
+	// A record the packed path does not write, and an OPT record with an
+	// extended rcode: no stand-in, the whole reply.
+	m := new(dns.Msg)
+	m.SetQuestion("x."+zInfra, dns.TypeMX)
+	m.Answer = append(m.Answer, mustRR(t, "x."+zInfra+" 5 IN MX 10 mail."+zInfra))
+	b, _ := m.Pack()
+	if logMsg(b, m.Question[0]) != nil {
+		t.Error("log message with a stand-in for MX")
+	}
+	m = new(dns.Msg)
+	m.SetQuestion("x."+zInfra, dns.TypeA)
+	m.SetEdns0(1232, true)
+	m.Rcode = dns.RcodeBadVers
+	b, _ = m.Pack()
+	if logMsg(b, m.Question[0]) != nil {
+		t.Error("log message with a stand-in for an OPT record with an extended rcode")
+	}
+}
+
+// replySample is a packed reply and the question it answers; packed: the
+// packed path wrote it.
+type replySample struct {
+	b      []byte
+	q      dns.Question
+	packed bool
+}
+
+// replySamples are every fixture answer as packed, questions asked in odd
+// case, and the samples of TestMsgLen.
+func replySamples(t *testing.T) []replySample {
+	hs, _ := fixtureHandlers(t)
+	var samples []replySample
+	for _, c := range append(Cases,
+		infra("WeB", dns.TypeSRV, fromPublic, ok, nil),
+		infra("_HTTP._tcp.Web", dns.TypeSRV, fromPublic, ok, nil),
+		infra("WEB-master", dns.TypeTXT, fromPublic, ok, nil),
+		infra("nosuch.WEB", dns.TypeAAAA, fromPublic, ok, nil),
+		Case{QName: "many", Zone: zInfra, QType: dns.TypeA, From: fromPublic}) {
+		for _, v := range queryVariants {
+			r := c.Msg()
+			if v.edns != nil {
+				v.edns(r)
+			}
+			cw := serveWrapped(t, hs[c.Zone], r, c.From, v.tcp)
+			samples = append(samples, replySample{cw.raw, r.Question[0], true})
+		}
+	}
+	for _, m := range msgLenSamples(t) {
+		m.Compress = true
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, replySample{b, m.Question[0], false})
+	}
+	return samples
 }
 
 func msgLenSamples(t *testing.T) []*dns.Msg {
@@ -260,12 +317,15 @@ const logFormat = `{remote} {>id} "{type} {class} {name} {proto} {size} {>do} {>
 func TestRecordedLikeMsgPath(t *testing.T) {
 	hs, _ := fixtureHandlers(t)
 	repl := replacer.New()
-	for _, withLog := range []bool{false, true} {
+	// The recorder under rollcall is the log plugin's (known), or a bare
+	// recorder of a plugin the packed path does not know, which gets the
+	// whole reply.
+	for _, withLog := range []string{"", "log", "unknown"} {
 		for _, c := range Cases {
 			for _, v := range queryVariants {
 				name := c.Name + "/" + v.name
-				if withLog {
-					name += "/log"
+				if withLog != "" {
+					name += "/" + withLog
 				}
 				t.Run(name, func(t *testing.T) {
 					r := c.Msg()
@@ -273,12 +333,15 @@ func TestRecordedLikeMsgPath(t *testing.T) {
 						v.edns(r)
 					}
 					h := hs[c.Zone]
-					packed := serveDeployed(t, h, r.Copy(), c.From, v.tcp, withLog)
+					if withLog == "log" {
+						h = withLogPlugin(h, ".")
+					}
+					packed := serveDeployed(t, h, r.Copy(), c.From, v.tcp, withLog != "")
 					if !packed.raw {
 						t.Fatal("not packed behind prometheus, errors and log")
 					}
 					SetMsgPathWhenWrapped(t, true)
-					want := serveDeployed(t, h, r.Copy(), c.From, v.tcp, withLog)
+					want := serveDeployed(t, h, r.Copy(), c.From, v.tcp, withLog != "")
 					if want.raw {
 						t.Fatal("packed with the packed path off")
 					}
@@ -292,7 +355,7 @@ func TestRecordedLikeMsgPath(t *testing.T) {
 					if g.Msg == nil || g.Msg.MsgHdr != w.Msg.MsgHdr {
 						t.Errorf("prometheus's message header %v, message path %v", g.Msg, w.Msg.MsgHdr)
 					}
-					if !withLog {
+					if withLog == "" {
 						return
 					}
 					gl, wl := packed.log, want.log
@@ -308,14 +371,51 @@ func TestRecordedLikeMsgPath(t *testing.T) {
 					if gt != wt {
 						t.Errorf("log's type %v, message path %v", gt, wt)
 					}
+					if withLog == "log" {
+						if g, w := logReads(gl.Msg), logReads(wl.Msg); g != w {
+							t.Errorf("log reads\n %s\nmessage path\n %s", g, w)
+						}
+						return
+					}
 					if gl.Msg.MsgHdr != wl.Msg.MsgHdr || !reflect.DeepEqual(gl.Msg.Question, wl.Msg.Question) ||
 						!sameRRs(gl.Msg.Answer, wl.Msg.Answer) || !sameRRs(gl.Msg.Ns, wl.Msg.Ns) || !sameRRs(gl.Msg.Extra, wl.Msg.Extra) {
-						t.Errorf("log's message\n%v\nmessage path\n%v", gl.Msg, wl.Msg)
+						t.Errorf("recorder's message\n%v\nmessage path\n%v", gl.Msg, wl.Msg)
 					}
 				})
 			}
 		}
 	}
+}
+
+// withLogPlugin is a copy of h that knows a log plugin with a rule for
+// scope in front of it, as OnStartup finds one in its server block:
+// DeployedWriters's log recorder is then that plugin's.
+func withLogPlugin(h *Rollcall, scope string) *Rollcall {
+	return InBlock(h, logplugin.Logger{Next: h, Rules: []logplugin.Rule{{NameScope: scope}}})
+}
+
+// logReads is what the log plugin reads of a reply (log.Logger.ServeDNS,
+// response.Typify, the replacer): the header, the question's type, the
+// OPT record's DO bit, and the types of each section's records, in any
+// order.
+func logReads(m *dns.Msg) string {
+	types := func(rrs []dns.RR) string {
+		s := make([]string, len(rrs))
+		for i, rr := range rrs {
+			s[i] = dns.TypeToString[rr.Header().Rrtype]
+		}
+		sort.Strings(s)
+		return strings.Join(s, ",")
+	}
+	do := "no OPT"
+	if opt := m.IsEdns0(); opt != nil {
+		do = fmt.Sprintf("DO %v", opt.Do())
+	}
+	qtype := "no question"
+	if len(m.Question) > 0 {
+		qtype = dns.TypeToString[m.Question[0].Qtype]
+	}
+	return fmt.Sprintf("%+v %s %s answer [%s] authority [%s] additional [%s]", m.MsgHdr, qtype, do, types(m.Answer), types(m.Ns), types(m.Extra))
 }
 
 // sameRRs compares records as text, in any order: answers are rotated per
@@ -334,25 +434,33 @@ func sameRRs(a, b []dns.RR) bool {
 
 // TestRecordedPathAllocs keeps the packed path behind prometheus and
 // errors as cheap as without them but for one allocation, the message
-// header the metrics recorder keeps; behind log too, the reply unpacked
-// for it: three for addresses (message, records, A records), seven for a
-// negative answer (its SOA unpacked by miekg/dns).
+// header the metrics recorder keeps; behind log too, the same one with the
+// records' stand-ins; behind a bare recorder of a plugin not known, the
+// reply unpacked for it: three for addresses (message, records, A
+// records), seven for a negative answer (its SOA unpacked by miekg/dns).
 func TestRecordedPathAllocs(t *testing.T) {
 	hs, _ := fixtureHandlers(t)
-	h := hs[zInfra]
 	cw := &captureWriter{addr: &net.UDPAddr{IP: net.ParseIP(fromVPN0), Port: 53000}}
+	logged := withLogPlugin(hs[zInfra], ".")
 	for _, tt := range []struct {
 		name    string
 		withLog bool
+		h       *Rollcall
 		max     float64
 	}{
-		{"web." + zInfra, false, 1},
-		{"h1.web." + zInfra, false, 1},
-		{"nothing." + zInfra, false, 1},
-		{"web." + zInfra, true, 3},
-		{"h1.web." + zInfra, true, 3},
-		{"nothing." + zInfra, true, 7},
+		{"web." + zInfra, false, hs[zInfra], 1},
+		{"h1.web." + zInfra, false, hs[zInfra], 1},
+		{"nothing." + zInfra, false, hs[zInfra], 1},
+		// The log plugin's recorder: the record types only.
+		{"web." + zInfra, true, logged, 1},
+		{"h1.web." + zInfra, true, logged, 1},
+		{"nothing." + zInfra, true, logged, 1},
+		// A recorder of a plugin not known: the whole reply.
+		{"web." + zInfra, true, hs[zInfra], 3},
+		{"h1.web." + zInfra, true, hs[zInfra], 3},
+		{"nothing." + zInfra, true, hs[zInfra], 7},
 	} {
+		h := tt.h
 		r := new(dns.Msg)
 		r.SetQuestion(tt.name, dns.TypeA)
 		w, mr, lr := DeployedWriters(request.NewScrubWriter(r, cw), tt.withLog)
@@ -366,7 +474,49 @@ func TestRecordedPathAllocs(t *testing.T) {
 		})
 		// captureWriter.Write copies the answer: one allocation.
 		if allocs-1 > tt.max {
-			t.Errorf("%s (log: %v): %.0f allocations per query, want at most %.0f", tt.name, tt.withLog, allocs-1, tt.max)
+			t.Errorf("%s (log: %v, known: %v): %.0f allocations per query, want at most %.0f", tt.name, tt.withLog, tt.h.logs != nil, allocs-1, tt.max)
 		}
+	}
+}
+
+// TestLogsInto checks whose recorder rawWriter takes the one under rollcall
+// for: the log plugin's when the block's log plugin calls rollcall next and
+// has a rule for the query's name, else a plugin's it does not know.
+func TestLogsInto(t *testing.T) {
+	hs, _ := fixtureHandlers(t)
+	h := hs[zInfra]
+	logger := func(next plugin.Handler, scopes ...string) []logPlugin {
+		l := logplugin.Logger{Next: next}
+		for _, s := range scopes {
+			l.Rules = append(l.Rules, logplugin.Rule{NameScope: s})
+		}
+		return logPluginsOf([]plugin.Handler{namedHandler{name: "errors"}, l})
+	}
+	other := namedHandler{name: "forward"}
+	for _, tt := range []struct {
+		name    string
+		qname   string
+		withLog bool
+		logs    []logPlugin
+		want    msgNeed
+	}{
+		{"prometheus only", "web." + zInfra, false, logger(h, "."), needHeader},
+		{"log, every name", "web." + zInfra, true, logger(h, "."), needTypes},
+		{"log, the zone", "web." + zInfra, true, logger(h, zInfra), needTypes},
+		{"log, the zone, name in upper case", "WEB.INFRA.EXAMPLE.COM.", true, logger(h, zInfra), needTypes},
+		{"log, a second rule for the zone", "web." + zInfra, true, logger(h, "other.example.", zInfra), needTypes},
+		{"log, another zone", "web." + zInfra, true, logger(h, "other.example."), needWhole},
+		{"log before another plugin", "web." + zInfra, true, logger(other, "."), needWhole},
+		{"no log plugin known", "web." + zInfra, true, nil, needWhole},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := new(dns.Msg)
+			r.SetQuestion(tt.qname, dns.TypeA)
+			w, _, _ := DeployedWriters(request.NewScrubWriter(r, &captureWriter{}), tt.withLog)
+			p := rawWriter(w, r, nil, tt.logs)
+			if p.out == nil || !p.recorded || p.need != tt.want {
+				t.Errorf("rawWriter: packed %v, recorded %v, need %d; want packed, recorded, need %d", p.out != nil, p.recorded, p.need, tt.want)
+			}
+		})
 	}
 }

@@ -26,6 +26,9 @@ type Rollcall struct {
 	hv    *hostViews // `hostview`: each registered address's host view; nil when off
 	zones [][]byte   // cfg.zones packed, same order
 	ld    *loader    // set by OnStartup, shared with other blocks
+	// logs is the block's log plugins, set by OnStartup: whose recorders
+	// get the reply's record types only (recorders.go).
+	logs []logPlugin
 }
 
 func newRollcall(cfg *config) *Rollcall {
@@ -104,7 +107,7 @@ func (rc *Rollcall) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 // opt is the request's OPT record, or nil.
 func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone int, f *found, view viewSet, ecs *dns.EDNS0_SUBNET) (int, error) {
 	q := r.Question[0]
-	raw := rawWriter(w, r, opt)
+	raw := rawWriter(w, r, opt, rc.logs)
 	limit := sizeLimit(w, opt)
 	if opt != nil {
 		// Room for the OPT record CoreDNS (or this, when raw) adds.
@@ -145,7 +148,7 @@ func (rc *Rollcall) respond(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT, zone
 	pk.finish()
 	if raw.out != nil {
 		if raw.recorded {
-			if err := record(w, raw.fullMsg, pk.b, q, size); err != nil {
+			if err := record(w, raw.need, pk.b, q, size); err != nil {
 				// A bug here, never the client's doing: say what was asked.
 				return dns.RcodeServerFailure, fmt.Errorf("unpack own answer to %s %s: %w", q.Name, dns.Type(q.Qtype), err)
 			}

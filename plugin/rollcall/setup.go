@@ -88,6 +88,7 @@ func setup(c *caddy.Controller) error {
 			return plugin.Error(pluginName, err)
 		}
 		rc.ld = ld
+		rc.logs = logPluginsOf(conf.Handlers())
 		ld.subscribe(rc.ix)
 		if rc.hv != nil {
 			rc.hv.source = ld.source
