@@ -356,15 +356,7 @@ func logMsg(b []byte, q dns.Question) *dns.Msg {
 	an := int(binary.BigEndian.Uint16(b[6:]))
 	ns := int(binary.BigEndian.Uint16(b[8:]))
 	ar := int(binary.BigEndian.Uint16(b[10:]))
-	lm := new(struct {
-		m   dns.Msg
-		q   [1]dns.Question
-		rrs [logMsgRecords]dns.RR
-	})
-	rrs := lm.rrs[:0]
-	if an+ns+ar > len(lm.rrs) {
-		rrs = make([]dns.RR, 0, an+ns+ar)
-	}
+	m, q0, rrs := newLogMsg(an + ns + ar)
 	for off := headerLen + qlen + 4; off < len(b); {
 		_, rrtype, rdata, end, ok := rrAt(b, off, q.Name, qlen)
 		if !ok {
@@ -380,25 +372,44 @@ func logMsg(b []byte, q dns.Question) *dns.Msg {
 	if len(rrs) != an+ns+ar {
 		return nil
 	}
-	lm.m.MsgHdr = headerOf(b)
-	lm.q[0] = q
-	lm.m.Question = lm.q[:]
+	m.MsgHdr = headerOf(b)
+	q0[0] = q
+	m.Question = q0[:]
 	if an > 0 {
-		lm.m.Answer = rrs[:an:an]
+		m.Answer = rrs[:an:an]
 	}
 	if ns > 0 {
-		lm.m.Ns = rrs[an : an+ns : an+ns]
+		m.Ns = rrs[an : an+ns : an+ns]
 	}
 	if ar > 0 {
-		lm.m.Extra = rrs[an+ns:]
+		m.Extra = rrs[an+ns:]
 	}
-	return &lm.m
+	return m
 }
 
-// logMsgRecords is how many records logMsg holds in its one allocation:
-// an answer of ten addresses and its OPT record, or a few SRV records
-// with their targets' addresses. A larger reply takes one more.
-const logMsgRecords = 12
+// newLogMsg allocates logMsg's message, its question and room for n
+// records, in one allocation sized for an answer of one address (and an
+// OPT record) or of ten; a larger reply takes one more.
+func newLogMsg(n int) (*dns.Msg, *[1]dns.Question, []dns.RR) {
+	if n <= 2 {
+		lm := new(struct {
+			m   dns.Msg
+			q   [1]dns.Question
+			rrs [2]dns.RR
+		})
+		return &lm.m, &lm.q, lm.rrs[:0]
+	}
+	lm := new(struct {
+		m   dns.Msg
+		q   [1]dns.Question
+		rrs [12]dns.RR
+	})
+	rrs := lm.rrs[:0]
+	if n > len(lm.rrs) {
+		rrs = make([]dns.RR, 0, n)
+	}
+	return &lm.m, &lm.q, rrs
+}
 
 // standIns are logMsg's records: a record of each type the packed path
 // writes, with only the type set, the class an OPT record's UDP size
